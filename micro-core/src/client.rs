@@ -1,0 +1,235 @@
+//! [`Client`]: one multiplexed connection to a server, shared by cheap clones, and the call
+//! builders generated clients return.
+
+mod call;
+mod duplex;
+mod response;
+
+pub use call::{BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall};
+pub(crate) use call::{call_bidirectional, call_client_streaming, call_duplex, call_server_streaming, call_unary};
+pub use duplex::{Duplex, DuplexSender};
+pub use response::ResponseStream;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, ToSocketAddrs, lookup_host};
+
+use crate::config::Config;
+use crate::connection::{Connection, ConnectionStats};
+use crate::Status;
+
+type Connect = Arc<dyn Fn(Config) -> BoxFuture<'static, Result<Connection, Status>> + Send + Sync>;
+
+/// A connection to a micro server, shared by every clone.
+///
+/// Generated clients (`SayClient`) wrap one. Calls from all clones are multiplexed over the
+/// same connection. If it is lost, or the server says it is going away, the next call opens a
+/// new one (for clients made by [`connect`](Client::connect) or
+/// [`connect_with`](ClientBuilder::connect_with)).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    timeout: Option<Duration>,
+    connect: Option<Connect>,
+    current: Mutex<Option<Connection>>,
+    reconnect: tokio::sync::Mutex<()>,
+}
+
+impl Client {
+    /// Connects to a server over TCP.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` if no address `addr` resolves to accepts the connection and handshake.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, Status> {
+        Client::builder().connect(addr).await
+    }
+
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder { config: Config::default(), timeout: None }
+    }
+
+    /// Counters of the current connection, if there is one.
+    pub fn stats(&self) -> Option<ConnectionStats> {
+        self.current().map(|conn| conn.stats())
+    }
+
+    fn current(&self) -> Option<Connection> {
+        self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The default timeout for calls that set none.
+    pub(crate) fn default_timeout(&self) -> Option<Duration> {
+        self.inner.timeout
+    }
+
+    /// The connection new calls should use, reconnecting if the last one is gone.
+    pub(crate) async fn connection(&self) -> Result<Connection, Status> {
+        if let Some(conn) = self.current().filter(|c| c.is_usable()) {
+            return Ok(conn);
+        }
+        let Some(connect) = &self.inner.connect else {
+            let why = self.current().and_then(|c| c.closed_status());
+            return Err(why.unwrap_or_else(|| Status::unavailable("the connection is closed")));
+        };
+        let _one_at_a_time = self.inner.reconnect.lock().await;
+        if let Some(conn) = self.current().filter(|c| c.is_usable()) {
+            return Ok(conn);
+        }
+        let conn = connect(self.inner.config.clone()).await?;
+        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.current().and_then(|c| c.peer_addr))
+            .field("reconnects", &self.inner.connect.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Client`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until a connect method is awaited"]
+pub struct ClientBuilder {
+    config: Config,
+    timeout: Option<Duration>,
+}
+
+impl ClientBuilder {
+    /// The timeout of calls that set none (default: none).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Largest frame payload accepted from the server, in bytes (default 1 MiB).
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Largest response message accepted, in bytes (default 4 MiB).
+    pub fn max_message_size(mut self, bytes: u32) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Bytes the server may send on one stream before the caller reads them (default 256 KiB).
+    pub fn stream_window(mut self, bytes: u32) -> Self {
+        self.config.stream_window = bytes;
+        self
+    }
+
+    /// Bytes the server may have unread on all streams together (default 16 MiB).
+    pub fn connection_window(mut self, bytes: u32) -> Self {
+        self.config.connection_window = bytes;
+        self
+    }
+
+    /// Connects over TCP to the first address `addr` resolves to that answers.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` if none does, `InvalidArgument` for unusable settings.
+    pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client, Status> {
+        let addrs: Vec<SocketAddr> = lookup_host(addr)
+            .await
+            .map_err(|err| Status::unavailable(format!("cannot resolve the server's address: {err}")))?
+            .collect();
+        let addrs: Arc<[SocketAddr]> = addrs.into();
+        self.connect_with_fn(Arc::new(move |config| Box::pin(connect_tcp(addrs.clone(), config)))).await
+    }
+
+    /// Connects through `connect`, called again whenever the connection must be replaced: the
+    /// way to use another transport (the in-memory one, TLS, a Unix socket).
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` if the first connection fails, `InvalidArgument` for unusable settings.
+    pub async fn connect_with<F, Fut, IO>(self, connect: F) -> Result<Client, Status>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<IO>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let connect = Arc::new(connect);
+        self.connect_with_fn(Arc::new(move |config| {
+            let io = connect();
+            Box::pin(async move {
+                let io = io.await.map_err(|err| Status::unavailable(format!("cannot connect: {err}")))?;
+                Connection::client(io, config, None).await
+            })
+        }))
+        .await
+    }
+
+    /// Runs the protocol over one established connection. The client cannot reconnect: once
+    /// that connection is gone, calls fail with `Unavailable`.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` if the handshake fails, `InvalidArgument` for unusable settings.
+    pub async fn connect_io<IO>(self, io: IO) -> Result<Client, Status>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.check()?;
+        let conn = Connection::client(io, self.config.clone(), None).await?;
+        Ok(self.finish(None, Some(conn)))
+    }
+
+    fn check(&self) -> Result<(), Status> {
+        self.config.validate().map_err(Status::invalid_argument)
+    }
+
+    async fn connect_with_fn(self, connect: Connect) -> Result<Client, Status> {
+        self.check()?;
+        let conn = connect(self.config.clone()).await?;
+        Ok(self.finish(Some(connect), Some(conn)))
+    }
+
+    fn finish(self, connect: Option<Connect>, conn: Option<Connection>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                config: self.config,
+                timeout: self.timeout,
+                connect,
+                current: Mutex::new(conn),
+                reconnect: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+}
+
+async fn connect_tcp(addrs: Arc<[SocketAddr]>, config: Config) -> Result<Connection, Status> {
+    let mut last_err = None;
+    for addr in addrs.iter() {
+        match TcpStream::connect(addr).await {
+            Ok(socket) => {
+                let _ = socket.set_nodelay(true);
+                return Connection::client(socket, config, Some(*addr)).await;
+            }
+            Err(err) => last_err = Some(err),
+        }
+    }
+    Err(Status::unavailable(match last_err {
+        Some(err) => format!("cannot connect to {addrs:?}: {err}"),
+        None => "the server's address resolved to nothing".to_string(),
+    }))
+}

@@ -1,0 +1,447 @@
+//! The call builders generated client methods return, and the client side of a running call.
+//!
+//! A builder holds the encoded arguments and per-call options ([`timeout`](UnaryCall::timeout),
+//! [`metadata`](UnaryCall::metadata)); awaiting it (it implements [`IntoFuture`]) runs the call.
+
+use std::fmt;
+use std::future::{Future, IntoFuture, poll_fn};
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, Either, select};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::{Client, Duplex, DuplexSender, ResponseStream};
+use crate::args::EncodeArgs;
+use crate::connection::Connection;
+use crate::stream::Stream as CallStream;
+use crate::{Metadata, Status, message};
+
+#[derive(Debug, Default)]
+struct Options {
+    timeout: Option<Duration>,
+    metadata: Metadata,
+}
+
+/// A call in progress on the client. Dropping it before the server ended the call cancels the
+/// call on the server.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) conn: Connection,
+    pub(crate) stream: Arc<CallStream>,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Call {
+    /// Opens the call and sends its arguments.
+    async fn start(
+        client: &Client,
+        method: &'static str,
+        args: Result<Bytes, Status>,
+        options: Options,
+        end_stream: bool,
+    ) -> Result<Call, Status> {
+        let args = args?;
+        let conn = client.connection().await?;
+        let timeout = options.timeout.or(client.default_timeout());
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let (stream, rest) = conn.open(method, timeout, options.metadata, args, end_stream)?;
+        let call = Call { conn, stream, deadline };
+        if let Some(args) = rest {
+            call.conn.send_message(&call.stream, args, end_stream).await?;
+        }
+        Ok(call)
+    }
+
+    pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+        self.conn.poll_recv(&self.stream, cx)
+    }
+
+    async fn recv(&self) -> Option<Result<Bytes, Status>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Waits until the server accepted, answered or refused the call.
+    async fn accepted(&self) -> Result<(), Status> {
+        poll_fn(|cx| self.stream.poll_started(cx)).await;
+        match self.stream.early_error() {
+            Some(status) => Err(status),
+            None => Ok(()),
+        }
+    }
+
+    /// The single reply of a unary or client-streaming call.
+    async fn reply<R: DeserializeOwned>(&self) -> Result<R, Status> {
+        let body = match self.recv().await {
+            Some(Ok(body)) => body,
+            Some(Err(status)) => return Err(status),
+            None => return Err(Status::internal("the server ended the call without a reply")),
+        };
+        match self.recv().await {
+            None => decode(&body),
+            Some(Err(status)) => Err(status),
+            Some(Ok(_)) => Err(Status::internal("the server sent more than one reply")),
+        }
+    }
+
+    pub(crate) fn cancel(&self, status: Status) {
+        self.conn.cancel(&self.stream, status);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.stream.recv_ended() {
+            self.conn.forget(&self.stream);
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.cancel(Status::deadline_exceeded("the call's deadline passed on the client"));
+        } else {
+            self.cancel(Status::cancelled("the client dropped the call"));
+        }
+    }
+}
+
+/// Decodes a reply message.
+pub(crate) fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, Status> {
+    message::decode(body).map_err(|err| {
+        Status::internal(format!("a reply does not decode as {}: {err}", std::any::type_name::<R>()))
+    })
+}
+
+async fn with_deadline<T>(deadline: Option<Instant>, fut: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    match deadline {
+        None => fut.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::deadline_exceeded("the call's deadline passed")),
+        },
+    }
+}
+
+fn deadline_of(client: &Client, options: &Options) -> Option<Instant> {
+    options.timeout.or(client.default_timeout()).map(|t| Instant::now() + t)
+}
+
+/// How sending a request stream ended.
+pub(crate) enum PumpEnd {
+    /// Every item was sent and the client's side half-closed.
+    Done,
+    /// The call ended first; its outcome is in the response.
+    CallEnded,
+    /// An item could not be sent (it does not encode, or is over the server's size limit).
+    Failed(Status),
+}
+
+/// Sends every item of `items` on the call's stream, then half-closes.
+pub(crate) async fn pump<I: Serialize>(conn: &Connection, stream: &CallStream, items: impl Stream<Item = I>) -> PumpEnd {
+    let mut items = pin!(items);
+    while let Some(item) = items.next().await {
+        let msg = match message::encode(&item).and_then(|msg| conn.check_size(msg)) {
+            Ok(msg) => msg,
+            Err(status) => return PumpEnd::Failed(status),
+        };
+        if conn.send_message(stream, msg, false).await.is_err() {
+            return PumpEnd::CallEnded;
+        }
+    }
+    conn.close_send(stream);
+    PumpEnd::Done
+}
+
+macro_rules! call_options {
+    ($($ty:ident<$($g:ident),+>),+ $(,)?) => {$(
+        impl<$($g),+> $ty<$($g),+> {
+            /// Fails the call with `DeadlineExceeded` unless it ends within `timeout`. The server
+            /// receives the deadline too and stops its handler when it passes.
+            pub fn timeout(mut self, timeout: Duration) -> Self {
+                self.options.timeout = Some(timeout);
+                self
+            }
+
+            /// Sends `key: value` with the call; the handler reads it from
+            /// [`Context::metadata`](crate::Context::metadata).
+            pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+                self.options.metadata.insert(key, value);
+                self
+            }
+        }
+
+        impl<$($g),+> fmt::Debug for $ty<$($g),+> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("method", &self.method)
+                    .field("timeout", &self.options.timeout)
+                    .field("metadata", &self.options.metadata)
+                    .finish_non_exhaustive()
+            }
+        }
+    )+};
+}
+
+/// A unary call; `.await` it for the reply.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct UnaryCall<R> {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+    _reply: PhantomData<fn() -> R>,
+}
+
+/// A server-streaming call; `.await` it for the [`ResponseStream`].
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ServerStreamingCall<R> {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+    _reply: PhantomData<fn() -> R>,
+}
+
+/// A client-streaming call; `.await` it to send the items and get the reply.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ClientStreamingCall<I, R> {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+    items: BoxStream<'static, I>,
+    _reply: PhantomData<fn() -> R>,
+}
+
+/// A bidirectional call fed by a stream; `.await` it for the [`ResponseStream`] (the items are
+/// sent in the background meanwhile).
+#[must_use = "a call does nothing until it is awaited"]
+pub struct BidiStreamingCall<I, R> {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+    items: BoxStream<'static, I>,
+    _reply: PhantomData<fn() -> R>,
+}
+
+/// A bidirectional call driven by hand; `.await` it for a [`Duplex`] handle.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct DuplexCall<I, R> {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+    _items: PhantomData<fn(I) -> R>,
+}
+
+call_options!(
+    UnaryCall<R>,
+    ServerStreamingCall<R>,
+    ClientStreamingCall<I, R>,
+    BidiStreamingCall<I, R>,
+    DuplexCall<I, R>,
+);
+
+impl<R: DeserializeOwned + Send + 'static> IntoFuture for UnaryCall<R> {
+    type Output = Result<R, Status>;
+    type IntoFuture = BoxFuture<'static, Result<R, Status>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let deadline = deadline_of(&self.client, &self.options);
+            with_deadline(deadline, async {
+                let call = Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                call.reply().await
+            })
+            .await
+        })
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> IntoFuture for ServerStreamingCall<R> {
+    type Output = Result<ResponseStream<R>, Status>;
+    type IntoFuture = BoxFuture<'static, Result<ResponseStream<R>, Status>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let deadline = deadline_of(&self.client, &self.options);
+            let call = with_deadline(deadline, async {
+                let call = Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                call.accepted().await?;
+                Ok(call)
+            })
+            .await?;
+            Ok(ResponseStream::new(call, None))
+        })
+    }
+}
+
+impl<I, R> IntoFuture for ClientStreamingCall<I, R>
+where
+    I: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<R, Status>;
+    type IntoFuture = BoxFuture<'static, Result<R, Status>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let deadline = deadline_of(&self.client, &self.options);
+            with_deadline(deadline, async {
+                let call = Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                let sending = pin!(pump(&call.conn, &call.stream, self.items));
+                let reply = pin!(call.reply::<R>());
+                match select(sending, reply).await {
+                    // The server answered before taking every item; its answer stands.
+                    Either::Right((reply, _)) => reply,
+                    Either::Left((PumpEnd::Failed(status), _)) => Err(status),
+                    Either::Left((PumpEnd::Done | PumpEnd::CallEnded, reply)) => reply.await,
+                }
+            })
+            .await
+        })
+    }
+}
+
+impl<I, R> IntoFuture for BidiStreamingCall<I, R>
+where
+    I: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<ResponseStream<R>, Status>;
+    type IntoFuture = BoxFuture<'static, Result<ResponseStream<R>, Status>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let deadline = deadline_of(&self.client, &self.options);
+            let items = self.items;
+            let (call, sender) = with_deadline(deadline, async {
+                let call = Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                // Requests flow while the caller reads replies, so they get a task of their own,
+                // started before waiting for the server: a handler may read before it answers.
+                let (conn, stream) = (call.conn.clone(), call.stream.clone());
+                let sender = AbortOnDrop(tokio::spawn(async move {
+                    if let PumpEnd::Failed(status) = pump(&conn, &stream, items).await {
+                        conn.cancel(&stream, status);
+                    }
+                }));
+                call.accepted().await?;
+                Ok((call, sender))
+            })
+            .await?;
+            Ok(ResponseStream::new(call, Some(sender)))
+        })
+    }
+}
+
+impl<I, R> IntoFuture for DuplexCall<I, R>
+where
+    I: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<Duplex<I, R>, Status>;
+    type IntoFuture = BoxFuture<'static, Result<Duplex<I, R>, Status>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let deadline = deadline_of(&self.client, &self.options);
+            let call = with_deadline(deadline, Call::start(&self.client, self.method, self.args, self.options, false)).await?;
+            let sender = DuplexSender::new(call.conn.clone(), call.stream.clone());
+            Ok(Duplex::new(sender, ResponseStream::new(call, None)))
+        })
+    }
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(crate) fn call_unary<A: EncodeArgs, R>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> UnaryCall<R> {
+    UnaryCall {
+        client: client.clone(),
+        method,
+        args: args.encode_args(names),
+        options: Options::default(),
+        _reply: PhantomData,
+    }
+}
+
+pub(crate) fn call_server_streaming<A: EncodeArgs, R>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> ServerStreamingCall<R> {
+    ServerStreamingCall {
+        client: client.clone(),
+        method,
+        args: args.encode_args(names),
+        options: Options::default(),
+        _reply: PhantomData,
+    }
+}
+
+pub(crate) fn call_client_streaming<A: EncodeArgs, I, R>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+    items: impl Stream<Item = I> + Send + 'static,
+) -> ClientStreamingCall<I, R> {
+    ClientStreamingCall {
+        client: client.clone(),
+        method,
+        args: args.encode_args(names),
+        options: Options::default(),
+        items: items.boxed(),
+        _reply: PhantomData,
+    }
+}
+
+pub(crate) fn call_bidirectional<A: EncodeArgs, I, R>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+    items: impl Stream<Item = I> + Send + 'static,
+) -> BidiStreamingCall<I, R> {
+    BidiStreamingCall {
+        client: client.clone(),
+        method,
+        args: args.encode_args(names),
+        options: Options::default(),
+        items: items.boxed(),
+        _reply: PhantomData,
+    }
+}
+
+pub(crate) fn call_duplex<A: EncodeArgs, I, R>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> DuplexCall<I, R> {
+    DuplexCall {
+        client: client.clone(),
+        method,
+        args: args.encode_args(names),
+        options: Options::default(),
+        _items: PhantomData,
+    }
+}

@@ -1,0 +1,57 @@
+//! Limits and windows shared by client and server connections.
+
+use std::time::Duration;
+
+/// The settings of one side of a connection. Defaults are documented on each builder method
+/// ([`ServerBuilder`](crate::ServerBuilder), [`ClientBuilder`](crate::ClientBuilder)) and in
+/// `docs/PROTOCOL.md`.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// Largest frame payload this side accepts.
+    pub(crate) max_frame_size: u32,
+    /// Largest message this side accepts.
+    pub(crate) max_message_size: u32,
+    /// Largest metadata block of an OPEN frame this side accepts.
+    pub(crate) max_metadata_size: u32,
+    /// Calls the server runs at once on one connection.
+    pub(crate) max_concurrent_streams: u32,
+    /// Bytes a peer may send on one stream before this side grants more.
+    pub(crate) stream_window: u32,
+    /// Bytes a peer may send on all streams together before this side grants more.
+    pub(crate) connection_window: u32,
+    /// How long the server waits for a new connection's handshake.
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_frame_size: 1 << 20,
+            max_message_size: 4 << 20,
+            max_metadata_size: 16 << 10,
+            max_concurrent_streams: 1024,
+            stream_window: 256 << 10,
+            connection_window: 16 << 20,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Checks settings that would make a connection unusable.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_frame_size < 1024 {
+            return Err(format!("max_frame_size {} is below 1024", self.max_frame_size));
+        }
+        if self.stream_window < 1024 || self.connection_window < self.stream_window {
+            return Err(format!(
+                "windows must be at least 1024 bytes and the connection window ({}) at least the stream window ({})",
+                self.connection_window, self.stream_window
+            ));
+        }
+        if self.stream_window > i32::MAX as u32 || self.connection_window > i32::MAX as u32 {
+            return Err("windows must be below 2 GiB".into());
+        }
+        Ok(())
+    }
+}

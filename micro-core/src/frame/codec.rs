@@ -1,0 +1,99 @@
+//! Cuts length-prefixed frames out of a byte stream without trusting the length prefix.
+
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+use super::HEADER_LEN;
+
+/// How far ahead of the bytes received the decoder reserves room at first. A length prefix only
+/// says how much may come; memory follows what actually arrived (at most doubling it).
+const RESERVE_AHEAD: usize = 16 * 1024;
+
+/// A length-delimited frame decoder (`u32` big-endian prefix) for [`FramedRead`].
+///
+/// Unlike `LengthDelimitedCodec`, a large declared length does not reserve the whole frame up
+/// front: a peer that announces 16 MiB and sends one byte costs this side kilobytes, not
+/// megabytes.
+///
+/// [`FramedRead`]: tokio_util::codec::FramedRead
+#[derive(Debug)]
+pub(crate) struct FrameCodec {
+    max_frame_len: usize,
+    pending: Option<usize>,
+}
+
+impl FrameCodec {
+    /// A decoder for frames whose payload (after the 6-byte header) is at most `max_payload`.
+    pub(crate) fn new(max_payload: usize) -> FrameCodec {
+        FrameCodec { max_frame_len: max_payload + HEADER_LEN, pending: None }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Bytes>> {
+        let len = match self.pending {
+            Some(len) => len,
+            None => {
+                if src.len() < 4 {
+                    return Ok(None);
+                }
+                let len = u32::from_be_bytes(src[..4].try_into().expect("4 bytes")) as usize;
+                if len > self.max_frame_len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("frame of {len} bytes exceeds the limit of {}", self.max_frame_len),
+                    ));
+                }
+                src.advance(4);
+                self.pending = Some(len);
+                len
+            }
+        };
+        if src.len() >= len {
+            self.pending = None;
+            return Ok(Some(src.split_to(len).freeze()));
+        }
+        let missing = len - src.len();
+        src.reserve(missing.min(RESERVE_AHEAD.max(src.len())));
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_frames_and_waits_for_partial_ones() {
+        let mut codec = FrameCodec::new(100);
+        let mut buf = BytesMut::from(&[0, 0, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 9][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &[1, 2, 3, 4, 5, 6][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&[8, 7, 6, 5, 4, 3]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &[9, 8, 7, 6, 5, 4, 3][..]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn rejects_a_length_over_the_limit_before_reading_the_body() {
+        let mut codec = FrameCodec::new(100);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_large_declared_length_reserves_little() {
+        let mut codec = FrameCodec::new(16 << 20);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(16u32 << 20).to_be_bytes());
+        buf.extend_from_slice(&[0]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 2 * RESERVE_AHEAD, "reserved {}", buf.capacity());
+    }
+}

@@ -1,0 +1,62 @@
+//! Messages: MessagePack values (structs as maps), each preceded on the wire by its length.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::Status;
+
+/// Bytes of the length prefix in front of every message.
+pub(crate) const PREFIX_LEN: usize = 4;
+
+/// Encodes `value` as one message, length prefix included, ready to be a frame's payload.
+///
+/// Structs become MessagePack maps keyed by field name, so a field added later does not break an
+/// older peer.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, Status> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_u32(0);
+    let mut writer = buf.writer();
+    rmp_serde::encode::write_named(&mut writer, value)
+        .map_err(|err| Status::internal(format!("failed to encode a message: {err}")))?;
+    let mut buf = writer.into_inner();
+    let len = (buf.len() - PREFIX_LEN) as u32;
+    buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes one message body (without its prefix).
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Point {
+        x: i32,
+        label: String,
+    }
+
+    #[test]
+    fn structs_are_maps_with_field_names() {
+        let msg = encode(&Point { x: 1, label: "a".into() }).unwrap();
+        assert_eq!(&msg[..4], &((msg.len() - 4) as u32).to_be_bytes());
+        // fixmap of 2, "x": 1, "label": "a"
+        assert_eq!(&msg[4..], b"\x82\xa1x\x01\xa5label\xa1a");
+        assert_eq!(decode::<Point>(&msg[4..]).unwrap(), Point { x: 1, label: "a".into() });
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_so_old_peers_read_new_messages() {
+        #[derive(serde::Serialize)]
+        struct PointV2 {
+            x: i32,
+            label: String,
+            added: bool,
+        }
+        let msg = encode(&PointV2 { x: 5, label: "b".into(), added: true }).unwrap();
+        assert_eq!(decode::<Point>(&msg[4..]).unwrap(), Point { x: 5, label: "b".into() });
+    }
+}

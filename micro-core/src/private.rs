@@ -1,0 +1,76 @@
+//! Items generated code names through `::micro::__private`. Not part of the public API: they
+//! change whenever the macro and runtime change together.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::args::EncodeArgs;
+use crate::client::{BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall};
+use crate::{Client, Status};
+
+pub use crate::args::{DecodeArgs, EncodeArgs as EncodeArguments};
+pub use crate::server::{
+    ServerCall, ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary,
+    unknown_method,
+};
+pub use tokio::net::ToSocketAddrs;
+
+/// A handler's future: the final reply message (unary) or none (streams), or the call's error.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>, Status>> + Send + 'static>>;
+
+/// Builds a unary call.
+pub fn call_unary<A: EncodeArgs, R: DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> UnaryCall<R> {
+    crate::client::call_unary(client, method, names, args)
+}
+
+/// Builds a server-streaming call.
+pub fn call_server_streaming<A: EncodeArgs, R: DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> ServerStreamingCall<R> {
+    crate::client::call_server_streaming(client, method, names, args)
+}
+
+/// Builds a client-streaming call.
+pub fn call_client_streaming<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+    items: impl Stream<Item = I> + Send + 'static,
+) -> ClientStreamingCall<I, R> {
+    crate::client::call_client_streaming(client, method, names, args, items)
+}
+
+/// Builds a bidirectional call fed by a stream.
+pub fn call_bidirectional<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+    items: impl Stream<Item = I> + Send + 'static,
+) -> BidiStreamingCall<I, R> {
+    crate::client::call_bidirectional(client, method, names, args, items)
+}
+
+/// Builds a bidirectional call driven by a [`Duplex`](crate::client::Duplex) handle.
+pub fn call_duplex<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+    names: &'static [&'static str],
+    args: A,
+) -> DuplexCall<I, R> {
+    crate::client::call_duplex(client, method, names, args)
+}

@@ -1,0 +1,307 @@
+//! [`Server`]: accepts connections and runs calls on the services added to it.
+
+mod call;
+pub(crate) mod dispatch;
+mod handler;
+mod request_stream;
+mod router;
+
+pub use call::ServerCall;
+pub use handler::{
+    ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary, unknown_method,
+};
+pub use request_stream::RequestStream;
+pub(crate) use router::Router;
+
+use std::future::{Future, pending};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::connection::{Role, Shared, reader, writer};
+use crate::{Service, Status, handshake};
+
+/// A micro server: the services it offers and the limits it enforces.
+///
+/// ```no_run
+/// # use micro_core::Server;
+/// # async fn run(service: impl micro_core::Service) -> std::io::Result<()> {
+/// Server::builder()
+///     .add_service(service)
+///     .serve("127.0.0.1:8080")
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { router: Router::default(), config: Config::default(), grace_period: Duration::from_secs(30) }
+    }
+}
+
+/// Configures and runs a [`Server`].
+#[derive(Debug)]
+#[must_use = "a server does nothing until one of the serve methods is awaited"]
+pub struct ServerBuilder {
+    router: Router,
+    config: Config,
+    grace_period: Duration,
+}
+
+impl ServerBuilder {
+    /// Offers `service` (a generated `<Name>Server`).
+    ///
+    /// # Panics
+    ///
+    /// If a service with the same name was added already.
+    pub fn add_service<S: Service>(mut self, service: S) -> Self {
+        self.router.add(Arc::new(service));
+        self
+    }
+
+    /// Largest frame payload accepted, in bytes (default 1 MiB). Larger messages still pass,
+    /// split across frames.
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Largest message accepted, in bytes (default 4 MiB). A larger one fails its call with
+    /// `ResourceExhausted`; the connection lives on.
+    pub fn max_message_size(mut self, bytes: u32) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Largest metadata block a call may carry, in bytes (default 16 KiB); larger fails the call
+    /// with `ResourceExhausted`.
+    pub fn max_metadata_size(mut self, bytes: u32) -> Self {
+        self.config.max_metadata_size = bytes;
+        self
+    }
+
+    /// Calls run at once on one connection (default 1024). Calls over the limit are refused
+    /// with `ResourceExhausted` and may be retried.
+    pub fn max_concurrent_streams(mut self, calls: u32) -> Self {
+        self.config.max_concurrent_streams = calls;
+        self
+    }
+
+    /// Bytes a client may send on one stream before the handler reads them (default 256 KiB).
+    pub fn stream_window(mut self, bytes: u32) -> Self {
+        self.config.stream_window = bytes;
+        self
+    }
+
+    /// Bytes a client may have unread on all streams of a connection together (default 16 MiB).
+    pub fn connection_window(mut self, bytes: u32) -> Self {
+        self.config.connection_window = bytes;
+        self
+    }
+
+    /// How long a new connection may take to send its handshake (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a shutdown lets calls in flight finish before cancelling them (default 30 s).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Binds `addr` and serves until an error stops the listener.
+    ///
+    /// # Errors
+    ///
+    /// If `addr` cannot be bound, or the settings are unusable.
+    pub async fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        self.serve_with_shutdown(addr, pending()).await
+    }
+
+    /// Binds `addr` and serves until `signal` completes, then shuts down gracefully: no new
+    /// connections, GOAWAY to every client, calls in flight get the grace period to finish.
+    ///
+    /// # Errors
+    ///
+    /// If `addr` cannot be bound, or the settings are unusable.
+    pub async fn serve_with_shutdown(self, addr: impl ToSocketAddrs, signal: impl Future<Output = ()>) -> io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_listener_with_shutdown(listener, signal).await
+    }
+
+    /// Serves on a listener bound already (to learn the port of `127.0.0.1:0`, say).
+    ///
+    /// # Errors
+    ///
+    /// If the settings are unusable.
+    pub async fn serve_listener(self, listener: TcpListener) -> io::Result<()> {
+        self.serve_listener_with_shutdown(listener, pending()).await
+    }
+
+    /// [`serve_listener`](Self::serve_listener) with a graceful shutdown on `signal`.
+    ///
+    /// # Errors
+    ///
+    /// If the settings are unusable.
+    pub async fn serve_listener_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let incoming = futures::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(socket, addr)| {
+                let _ = socket.set_nodelay(true);
+                (socket, Some(addr))
+            });
+            Some((accepted, listener))
+        });
+        self.serve_connections(incoming, signal).await
+    }
+
+    /// Serves connections from any source — such as the in-memory transport's
+    /// [`MemoryListener`](crate::transport::MemoryListener) — until `signal` completes.
+    ///
+    /// # Errors
+    ///
+    /// If the settings are unusable.
+    pub async fn serve_incoming<S, IO>(self, incoming: S, signal: impl Future<Output = ()>) -> io::Result<()>
+    where
+        S: Stream<Item = io::Result<IO>>,
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.serve_connections(incoming.map(|io| io.map(|io| (io, None))), signal).await
+    }
+
+    /// Serves one already-established connection until it closes.
+    ///
+    /// # Errors
+    ///
+    /// If the settings are unusable.
+    pub async fn serve_connection<IO>(self, io: IO) -> io::Result<()>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.check()?;
+        let never = CancellationToken::new();
+        serve_connection(io, None, Arc::new(self.router), self.config, never.clone(), never).await;
+        Ok(())
+    }
+
+    fn check(&self) -> io::Result<()> {
+        self.config.validate().map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))
+    }
+
+    async fn serve_connections<S, IO>(self, incoming: S, signal: impl Future<Output = ()>) -> io::Result<()>
+    where
+        S: Stream<Item = io::Result<(IO, Option<SocketAddr>)>>,
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.check()?;
+        let router = Arc::new(self.router);
+        let drain = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+        let mut connections = JoinSet::new();
+        {
+            let mut incoming = pin!(incoming);
+            let mut signal = pin!(signal);
+            loop {
+                tokio::select! {
+                    _ = &mut signal => break,
+                    next = incoming.next() => match next {
+                        Some(Ok((io, addr))) => {
+                            connections.spawn(serve_connection(
+                                io, addr, router.clone(), self.config.clone(), drain.clone(), hard_stop.clone(),
+                            ));
+                        }
+                        Some(Err(err)) => {
+                            // Usually out of file descriptors: back off instead of spinning.
+                            tracing::warn!(%err, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        None => break,
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        } // the listener is dropped here: no new connections
+        drain.cancel();
+        let drained = tokio::time::timeout(self.grace_period, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(grace = ?self.grace_period, "grace period over; cancelling the calls still running");
+            hard_stop.cancel();
+            while connections.join_next().await.is_some() {}
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection: handshake, then frames until the peer leaves, or until a drain
+/// finishes its calls.
+async fn serve_connection<IO>(
+    mut io: IO,
+    peer_addr: Option<SocketAddr>,
+    router: Arc<Router>,
+    config: Config,
+    drain: CancellationToken,
+    hard_stop: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let peer = match tokio::time::timeout(config.handshake_timeout, handshake::server(&mut io, &config)).await {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(err)) => {
+            tracing::info!(peer = ?peer_addr, %err, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = ?peer_addr, "handshake timed out");
+            return;
+        }
+    };
+    let (read, write) = tokio::io::split(io);
+    let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);
+    let mut writer = tokio::spawn(writer::run(conn.clone(), rx, write));
+    let mut reader = pin!(reader::run(conn.clone(), read));
+    let mut draining = false;
+    loop {
+        let handler_done = conn.handler_done.notified();
+        let mut handler_done = pin!(handler_done);
+        handler_done.as_mut().enable();
+        if draining && conn.is_idle() {
+            // Every call has ended: say the last frames, then close.
+            conn.push_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
+            conn.close(Status::unavailable("the server shut down"));
+            break;
+        }
+        tokio::select! {
+            _ = &mut reader => break,
+            _ = drain.cancelled(), if !draining => {
+                draining = true;
+                conn.go_away("the server is shutting down");
+            }
+            _ = handler_done, if draining => {}
+            _ = hard_stop.cancelled() => {
+                conn.close(Status::unavailable("the server shut down before the call finished"));
+                break;
+            }
+        }
+    }
+}

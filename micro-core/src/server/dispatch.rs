@@ -1,0 +1,47 @@
+//! What the server does with an OPEN frame: find the method, admit the call, start its task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::Router;
+use super::call::{self, ServerCall};
+use crate::connection::{Accepted, Shared};
+use crate::{Context, Metadata, Status};
+
+/// Starts the call an OPEN frame asks for, or refuses it with a CLOSE frame.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open(
+    conn: &Arc<Shared>,
+    router: &Router,
+    id: u32,
+    end_stream: bool,
+    method: Bytes,
+    timeout: Option<Duration>,
+    metadata: Metadata,
+    data: Bytes,
+) -> Result<(), String> {
+    let Some(route) = router.get(&method) else {
+        let status = Status::unimplemented(format!(
+            "this server has no method {:?}",
+            String::from_utf8_lossy(&method)
+        ));
+        return refuse(conn, id, status, data.len());
+    };
+    let stream = match conn.accept(id, data, end_stream)? {
+        Accepted::Call(stream) => stream,
+        Accepted::Refused => return Ok(()),
+    };
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let context = Context::new(route.method.full_name, metadata, deadline, conn.peer_addr);
+    let handler = route.service.call(route.index, ServerCall::new(conn.clone(), stream.clone(), context));
+    tokio::spawn(call::run(conn.clone(), stream, deadline, handler));
+    Ok(())
+}
+
+/// Refuses stream `id` with `status` (the OPEN frame carried `data_len` bytes of messages).
+pub(crate) fn refuse(conn: &Shared, id: u32, status: Status, data_len: usize) -> Result<(), String> {
+    conn.refuse_open(id, status, data_len as u32)
+}

@@ -1,0 +1,140 @@
+//! The four handler shapes generated code plugs a trait method into.
+//!
+//! Each reads the call's arguments (the first message), runs the user's method, and sends its
+//! result: one reply, or a stream of them. The call task around it handles deadlines,
+//! cancellation and panics.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+
+use super::RequestStream;
+use super::call::ServerCall;
+use crate::args::DecodeArgs;
+use crate::frame::Frame;
+use crate::private::HandlerFuture;
+use crate::{Context, Status, message};
+
+/// Reads and decodes the call's first message: the method's plain arguments.
+async fn recv_args<A: DecodeArgs>(call: &ServerCall, names: &'static [&'static str]) -> Result<A, Status> {
+    match poll_fn(|cx| call.conn.poll_recv(&call.stream, cx)).await {
+        Some(Ok(body)) => A::decode_args(names, &body),
+        Some(Err(status)) => Err(status),
+        None => Err(Status::invalid_argument("the call ended before its arguments arrived")),
+    }
+}
+
+/// Sends every item of a handler's response stream; an `Err` item ends the call with it.
+async fn send_all<S, T, E>(call: &ServerCall, responses: S) -> Result<Option<Bytes>, Status>
+where
+    S: Stream<Item = Result<T, E>>,
+    T: Serialize,
+    E: Into<Status>,
+{
+    // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
+    call.conn.push(Frame::Data { id: call.stream.id, end_stream: false, data: Bytes::new() });
+    let mut responses = pin!(responses);
+    while let Some(item) = responses.next().await {
+        let msg = message::encode(&item.map_err(Into::into)?)?;
+        call.conn.send_message(&call.stream, msg, false).await?;
+    }
+    Ok(None)
+}
+
+/// One request, one reply.
+pub fn serve_unary<A, R, E, F, Fut>(call: ServerCall, names: &'static [&'static str], f: F) -> HandlerFuture
+where
+    A: DecodeArgs + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Into<Status> + Send + 'static,
+    F: FnOnce(Context, A) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+{
+    Box::pin(async move {
+        let args = recv_args::<A>(&call, names).await?;
+        let reply = f(call.context.clone(), args).await.map_err(Into::into)?;
+        Ok(Some(message::encode(&reply)?))
+    })
+}
+
+/// One request, a stream of replies.
+pub fn serve_server_streaming<A, S, T, E, E2, F, Fut>(
+    call: ServerCall,
+    names: &'static [&'static str],
+    f: F,
+) -> HandlerFuture
+where
+    A: DecodeArgs + Send + 'static,
+    S: Stream<Item = Result<T, E2>> + Send + 'static,
+    T: Serialize + Send + 'static,
+    E: Into<Status> + Send + 'static,
+    E2: Into<Status> + Send + 'static,
+    F: FnOnce(Context, A) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<S, E>> + Send + 'static,
+{
+    Box::pin(async move {
+        let args = recv_args::<A>(&call, names).await?;
+        let responses = f(call.context.clone(), args).await.map_err(Into::into)?;
+        send_all(&call, responses).await
+    })
+}
+
+/// A stream of requests, one reply.
+pub fn serve_client_streaming<A, I, R, E, F, Fut>(
+    call: ServerCall,
+    names: &'static [&'static str],
+    f: F,
+) -> HandlerFuture
+where
+    A: DecodeArgs + Send + 'static,
+    I: serde::de::DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    E: Into<Status> + Send + 'static,
+    F: FnOnce(Context, A, RequestStream<I>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+{
+    Box::pin(async move {
+        let args = recv_args::<A>(&call, names).await?;
+        let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
+        let reply = f(call.context.clone(), args, requests).await.map_err(Into::into)?;
+        Ok(Some(message::encode(&reply)?))
+    })
+}
+
+/// Streams both ways.
+pub fn serve_bidirectional<A, I, S, T, E, E2, F, Fut>(
+    call: ServerCall,
+    names: &'static [&'static str],
+    f: F,
+) -> HandlerFuture
+where
+    A: DecodeArgs + Send + 'static,
+    I: serde::de::DeserializeOwned + Send + 'static,
+    S: Stream<Item = Result<T, E2>> + Send + 'static,
+    T: Serialize + Send + 'static,
+    E: Into<Status> + Send + 'static,
+    E2: Into<Status> + Send + 'static,
+    F: FnOnce(Context, A, RequestStream<I>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<S, E>> + Send + 'static,
+{
+    Box::pin(async move {
+        let args = recv_args::<A>(&call, names).await?;
+        let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
+        let responses = f(call.context.clone(), args, requests).await.map_err(Into::into)?;
+        send_all(&call, responses).await
+    })
+}
+
+/// A method index the service does not have (the router only routes known names, so this is
+/// a mismatch between a descriptor and its dispatch).
+pub fn unknown_method(call: ServerCall) -> HandlerFuture {
+    Box::pin(async move { Err(Status::unimplemented(format!("no handler for {}", call.context.method()))) })
+}
+
+/// Wraps each item of an infallible stream in `Ok`.
+pub fn ok_items<S: Stream>(stream: S) -> impl Stream<Item = Result<S::Item, Status>> {
+    stream.map(Ok)
+}

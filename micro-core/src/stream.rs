@@ -1,0 +1,247 @@
+//! The state one stream shares between the connection's reader and the call's handles.
+
+pub(crate) mod inbound;
+
+use std::sync::Mutex;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::Status;
+use inbound::{Inbound, InboundError};
+
+/// One call's stream: what arrived for it and what it may still send.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) id: u32,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    inbound: Inbound,
+    /// How the peer's side ended: `Ok` after its last message, `Err` if the call failed.
+    recv_end: Option<Result<(), Status>>,
+    /// Client side: a frame came from the server, so the call was accepted or answered.
+    started: bool,
+    recv_waker: Option<Waker>,
+    /// Bytes the peer allows this side to send.
+    send_credit: u32,
+    send_waker: Option<Waker>,
+    /// Why this side can no longer send.
+    send_end: Option<Status>,
+    /// Server side: why the handler must stop (cancel, disconnect, bad input).
+    abort: Option<Status>,
+    task_waker: Option<Waker>,
+}
+
+/// The most credit a stream may hold (the window field is a signed 31-bit quantity).
+pub(crate) const MAX_CREDIT: u32 = i32::MAX as u32;
+
+/// A message taken from a stream, with the flow-control work it caused.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) body: Bytes,
+    /// Bytes released for the connection's window.
+    pub(crate) released: u32,
+    /// A stream credit grant to send.
+    pub(crate) grant: Option<u32>,
+}
+
+impl Stream {
+    pub(crate) fn new(id: u32, recv_window: u32, max_message: u32, send_credit: u32) -> Stream {
+        Stream {
+            id,
+            state: Mutex::new(State {
+                inbound: Inbound::new(recv_window, max_message),
+                recv_end: None,
+                started: false,
+                recv_waker: None,
+                send_credit,
+                send_waker: None,
+                send_end: None,
+                abort: None,
+                task_waker: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-updated in a way that
+        // matters more than losing the call, so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a DATA payload from the peer. `Ok(released)` counts bytes released at once.
+    pub(crate) fn push(&self, data: Bytes, end: bool) -> Result<u32, InboundError> {
+        let mut s = self.lock();
+        s.started = true;
+        if s.recv_end.is_some() {
+            // The call already ended on this side (e.g. failed); the bytes are dropped unread.
+            return Ok(data.len() as u32);
+        }
+        let released = s.inbound.push(data)?;
+        if end {
+            s.recv_end = Some(if s.inbound.mid_message() {
+                Err(Status::invalid_argument("the stream ended in the middle of a message"))
+            } else {
+                Ok(())
+            });
+        }
+        wake(&mut s.recv_waker);
+        Ok(released)
+    }
+
+    /// Ends the peer's side (CLOSE on the client). Messages queued before stay readable.
+    pub(crate) fn end_recv(&self, result: Result<(), Status>) {
+        let mut s = self.lock();
+        s.started = true;
+        if s.recv_end.is_none() {
+            s.recv_end = Some(result);
+        }
+        if s.send_end.is_none() {
+            s.send_end = Some(Status::cancelled("the call has ended"));
+        }
+        wake(&mut s.recv_waker);
+        wake(&mut s.send_waker);
+    }
+
+    /// Fails the call on this side: pending reads and sends see `status`, a server handler is
+    /// stopped. Returns the buffered bytes this released for the connection's window.
+    pub(crate) fn fail(&self, status: Status) -> u32 {
+        let mut s = self.lock();
+        let released = s.inbound.discard();
+        s.started = true;
+        if !matches!(s.recv_end, Some(Err(_))) {
+            s.recv_end = Some(Err(status.clone()));
+        }
+        if s.send_end.is_none() {
+            s.send_end = Some(status.clone());
+        }
+        if s.abort.is_none() {
+            s.abort = Some(status);
+        }
+        wake(&mut s.recv_waker);
+        wake(&mut s.send_waker);
+        wake(&mut s.task_waker);
+        released
+    }
+
+    /// Drops what is buffered, when the local side gives up on the stream.
+    pub(crate) fn discard(&self) -> u32 {
+        self.lock().inbound.discard()
+    }
+
+    /// The next message, the end of the peer's side (`None`), or why the call failed.
+    pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Received, Status>>> {
+        let mut s = self.lock();
+        if let Some(Err(status)) = &s.recv_end {
+            return Poll::Ready(Some(Err(status.clone())));
+        }
+        if let Some((body, released)) = s.inbound.pop() {
+            let grant = if s.recv_end.is_none() { s.inbound.take_grant() } else { None };
+            return Poll::Ready(Some(Ok(Received { body, released, grant })));
+        }
+        if s.recv_end.is_some() {
+            return Poll::Ready(None);
+        }
+        set_waker(&mut s.recv_waker, cx);
+        Poll::Pending
+    }
+
+    /// Ready once the server answered in any way (client side).
+    pub(crate) fn poll_started(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut s = self.lock();
+        if s.started {
+            Poll::Ready(())
+        } else {
+            set_waker(&mut s.recv_waker, cx);
+            Poll::Pending
+        }
+    }
+
+    /// Whether the peer's side has ended (successfully or not).
+    pub(crate) fn recv_ended(&self) -> bool {
+        self.lock().recv_end.is_some()
+    }
+
+    /// The call's failure, if it failed before delivering any message (client side: lets
+    /// `.await` on a streaming call return the server's error instead of a stream).
+    pub(crate) fn early_error(&self) -> Option<Status> {
+        let s = self.lock();
+        match &s.recv_end {
+            Some(Err(status)) if !s.inbound.has_message() => Some(status.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes up to `want` bytes of send credit, waiting while there is none.
+    pub(crate) fn poll_credit(&self, cx: &mut TaskContext<'_>, want: u32) -> Poll<Result<u32, Status>> {
+        let mut s = self.lock();
+        if let Some(status) = &s.send_end {
+            return Poll::Ready(Err(status.clone()));
+        }
+        if s.send_credit == 0 {
+            set_waker(&mut s.send_waker, cx);
+            return Poll::Pending;
+        }
+        let n = want.min(s.send_credit);
+        s.send_credit -= n;
+        Poll::Ready(Ok(n))
+    }
+
+    /// Takes exactly `want` bytes of credit if they are there now.
+    pub(crate) fn try_credit(&self, want: u32) -> bool {
+        let mut s = self.lock();
+        if s.send_end.is_none() && s.send_credit >= want {
+            s.send_credit -= want;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives back credit taken but not used.
+    pub(crate) fn return_credit(&self, n: u32) {
+        let mut s = self.lock();
+        s.send_credit = s.send_credit.saturating_add(n).min(MAX_CREDIT);
+    }
+
+    /// Adds credit granted by the peer. `Err` if the peer pushed the window past its maximum.
+    pub(crate) fn add_credit(&self, increment: u32) -> Result<(), ()> {
+        let mut s = self.lock();
+        match s.send_credit.checked_add(increment) {
+            Some(credit) if credit <= MAX_CREDIT => {
+                s.send_credit = credit;
+                wake(&mut s.send_waker);
+                Ok(())
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// Why the handler must stop, if it must (server side). Registers the task to be woken.
+    pub(crate) fn poll_abort(&self, cx: &mut TaskContext<'_>) -> Poll<Status> {
+        let mut s = self.lock();
+        match &s.abort {
+            Some(status) => Poll::Ready(status.clone()),
+            None => {
+                set_waker(&mut s.task_waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn wake(waker: &mut Option<Waker>) {
+    if let Some(w) = waker.take() {
+        w.wake();
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, cx: &TaskContext<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}

@@ -1,0 +1,338 @@
+//! The receive side of one stream: cuts messages out of DATA payloads and keeps the flow-control
+//! books.
+//!
+//! Every byte a peer sends uses window. It is *released* when the application takes the message
+//! that holds it, or at once when it belongs to a partly received message that the application
+//! is waiting for (no complete message queued), so a message larger than the window still gets
+//! through. Memory per stream is thus at most one window of queued messages plus one message
+//! being assembled.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::message::PREFIX_LEN;
+
+/// A peer's DATA that this stream cannot take.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InboundError {
+    /// The peer sent more than the window it was granted: a protocol error.
+    FlowControl { len: usize, available: u32 },
+    /// A message's length prefix exceeds the limit.
+    TooLarge { len: u32, max: u32 },
+}
+
+#[derive(Debug)]
+struct Queued {
+    body: Bytes,
+    /// Wire bytes of this message not yet released.
+    owed: u32,
+}
+
+#[derive(Debug, Default)]
+enum Partial {
+    #[default]
+    None,
+    Prefix { bytes: [u8; PREFIX_LEN], have: usize, owed: u32 },
+    Body { buf: BytesMut, expected: usize, owed: u32 },
+}
+
+/// Queued messages and window accounting of one stream.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    queue: VecDeque<Queued>,
+    partial: Partial,
+    window: u32,
+    max_message: u32,
+    /// Bytes received and not yet granted back to the peer.
+    outstanding: u32,
+    /// Bytes released and not yet granted back.
+    released: u32,
+}
+
+impl Inbound {
+    pub(crate) fn new(window: u32, max_message: u32) -> Inbound {
+        Inbound {
+            queue: VecDeque::new(),
+            partial: Partial::None,
+            window,
+            max_message,
+            outstanding: 0,
+            released: 0,
+        }
+    }
+
+    /// Takes a DATA payload. Returns how many bytes were released at once (for the connection's
+    /// books). After an error the stream is unusable: the caller discards it.
+    pub(crate) fn push(&mut self, data: Bytes) -> Result<u32, InboundError> {
+        let available = self.window - self.outstanding;
+        if data.len() > available as usize {
+            return Err(InboundError::FlowControl { len: data.len(), available });
+        }
+        self.outstanding += data.len() as u32;
+        let before = self.released;
+        match self.cut(data) {
+            Ok(()) => Ok(self.released - before),
+            Err(err) => {
+                // Not reported to the caller, so `discard` must count these bytes.
+                self.released = before;
+                Err(err)
+            }
+        }
+    }
+
+    fn cut(&mut self, mut data: Bytes) -> Result<(), InboundError> {
+        while !data.is_empty() {
+            match &mut self.partial {
+                Partial::None => {
+                    if data.len() < PREFIX_LEN {
+                        let mut bytes = [0; PREFIX_LEN];
+                        bytes[..data.len()].copy_from_slice(&data);
+                        let n = data.len();
+                        self.partial = Partial::Prefix { bytes, have: n, owed: 0 };
+                        self.hold(n);
+                        data.clear();
+                        continue;
+                    }
+                    let len = u32::from_be_bytes(data[..PREFIX_LEN].try_into().expect("4 bytes"));
+                    self.check_len(len)?;
+                    let total = PREFIX_LEN + len as usize;
+                    if data.len() >= total {
+                        let body = data.slice(PREFIX_LEN..total);
+                        data.advance(total);
+                        self.queue.push_back(Queued { body, owed: total as u32 });
+                    } else {
+                        let n = data.len();
+                        let mut buf = BytesMut::with_capacity((len as usize).min(n.max(16 << 10)));
+                        buf.extend_from_slice(&data[PREFIX_LEN..]);
+                        data.clear();
+                        self.partial = Partial::Body { buf, expected: len as usize, owed: 0 };
+                        self.hold(n);
+                    }
+                }
+                Partial::Prefix { bytes, have, .. } => {
+                    let n = (PREFIX_LEN - *have).min(data.len());
+                    bytes[*have..*have + n].copy_from_slice(&data[..n]);
+                    *have += n;
+                    data.advance(n);
+                    if *have == PREFIX_LEN {
+                        let len = u32::from_be_bytes(*bytes);
+                        let Partial::Prefix { owed, .. } = std::mem::take(&mut self.partial) else {
+                            unreachable!()
+                        };
+                        self.partial = Partial::Body { buf: BytesMut::new(), expected: len as usize, owed };
+                        self.check_len(len)?;
+                    }
+                    self.hold(n);
+                }
+                Partial::Body { buf, expected, .. } => {
+                    let n = (*expected - buf.len()).min(data.len());
+                    if buf.capacity() - buf.len() < n {
+                        // Grow with what arrives, not with what the prefix promised.
+                        let room = (*expected - buf.len()).min(buf.len().max(16 << 10));
+                        buf.reserve(room.max(n));
+                    }
+                    buf.extend_from_slice(&data[..n]);
+                    data.advance(n);
+                    self.hold(n);
+                }
+            }
+            self.complete_partial();
+        }
+        Ok(())
+    }
+
+    /// Accounts `n` bytes that went into the partial message: released now if the application
+    /// is waiting for that message, owed otherwise.
+    fn hold(&mut self, n: usize) {
+        if self.queue.is_empty() {
+            self.released += n as u32;
+        } else {
+            match &mut self.partial {
+                Partial::Prefix { owed, .. } | Partial::Body { owed, .. } => *owed += n as u32,
+                Partial::None => unreachable!("hold without a partial message"),
+            }
+        }
+    }
+
+    fn complete_partial(&mut self) {
+        if let Partial::Body { buf, expected, .. } = &self.partial
+            && buf.len() == *expected
+        {
+            let Partial::Body { buf, owed, .. } = std::mem::take(&mut self.partial) else { unreachable!() };
+            self.queue.push_back(Queued { body: buf.freeze(), owed });
+        }
+    }
+
+    fn check_len(&self, len: u32) -> Result<(), InboundError> {
+        if len > self.max_message {
+            Err(InboundError::TooLarge { len, max: self.max_message })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the next complete message. Returns it with the bytes this released.
+    pub(crate) fn pop(&mut self) -> Option<(Bytes, u32)> {
+        let Queued { body, owed } = self.queue.pop_front()?;
+        let mut released = owed;
+        if self.queue.is_empty() {
+            // The application now waits for the partial message: release what it holds.
+            if let Partial::Prefix { owed, .. } | Partial::Body { owed, .. } = &mut self.partial {
+                released += std::mem::take(owed);
+            }
+        }
+        self.released += released;
+        Some((body, released))
+    }
+
+    /// Whether a complete message is waiting.
+    pub(crate) fn has_message(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Whether the peer stopped in the middle of a message.
+    pub(crate) fn mid_message(&self) -> bool {
+        !matches!(self.partial, Partial::None)
+    }
+
+    /// A credit grant for the peer, once enough bytes were released to be worth a frame.
+    pub(crate) fn take_grant(&mut self) -> Option<u32> {
+        if self.released > 0 && self.released >= self.window / 2 {
+            let grant = std::mem::take(&mut self.released);
+            self.outstanding -= grant;
+            Some(grant)
+        } else {
+            None
+        }
+    }
+
+    /// Drops everything buffered. Returns the bytes this released (for the connection's books).
+    pub(crate) fn discard(&mut self) -> u32 {
+        let unreleased = self.outstanding - self.released;
+        self.queue.clear();
+        self.partial = Partial::None;
+        self.outstanding = 0;
+        self.released = 0;
+        unreleased
+    }
+
+    /// Wire bytes held in queued or partial messages.
+    #[cfg(test)]
+    pub(crate) fn outstanding(&self) -> u32 {
+        self.outstanding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn whole_messages_are_sliced_without_copying() {
+        let mut inbound = Inbound::new(1024, 1024);
+        let mut wire = msg(b"one");
+        wire.extend(msg(b""));
+        wire.extend(msg(b"three"));
+        let data = Bytes::from(wire);
+        assert_eq!(inbound.push(data.clone()).unwrap(), 0);
+        let (first, released) = inbound.pop().unwrap();
+        assert_eq!((&first[..], released), (&b"one"[..], 7));
+        assert_eq!(first.as_ptr(), data[4..].as_ptr(), "a slice of the frame, not a copy");
+        assert_eq!(inbound.pop().unwrap().0, &b""[..]);
+        assert_eq!(inbound.pop().unwrap().0, &b"three"[..]);
+        assert!(inbound.pop().is_none());
+    }
+
+    #[test]
+    fn messages_split_anywhere_are_reassembled() {
+        let mut wire = msg(b"hello world");
+        wire.extend(msg(b"!"));
+        for cut_a in 0..wire.len() {
+            for cut_b in cut_a..wire.len() {
+                let mut inbound = Inbound::new(1024, 1024);
+                for part in [&wire[..cut_a], &wire[cut_a..cut_b], &wire[cut_b..]] {
+                    inbound.push(Bytes::copy_from_slice(part)).unwrap();
+                }
+                assert_eq!(inbound.pop().unwrap().0, &b"hello world"[..], "cuts {cut_a} {cut_b}");
+                assert_eq!(inbound.pop().unwrap().0, &b"!"[..]);
+                assert!(!inbound.mid_message());
+            }
+        }
+    }
+
+    #[test]
+    fn sending_past_the_window_is_a_flow_control_error() {
+        let mut inbound = Inbound::new(10, 1024);
+        inbound.push(Bytes::from(msg(b"abc"))).unwrap();
+        let err = inbound.push(Bytes::from(msg(b"abc"))).unwrap_err();
+        assert_eq!(err, InboundError::FlowControl { len: 7, available: 3 });
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_refused_before_the_body_arrives() {
+        let mut inbound = Inbound::new(1024, 100);
+        let err = inbound.push(Bytes::from_static(&[0, 0, 0, 101])).unwrap_err();
+        assert_eq!(err, InboundError::TooLarge { len: 101, max: 100 });
+        let mut inbound = Inbound::new(1024, 100);
+        inbound.push(Bytes::from_static(&[0, 0])).unwrap();
+        let err = inbound.push(Bytes::from_static(&[1, 0])).unwrap_err();
+        assert_eq!(err, InboundError::TooLarge { len: 256, max: 100 });
+    }
+
+    #[test]
+    fn credit_is_granted_as_the_application_consumes() {
+        let mut inbound = Inbound::new(20, 1024);
+        inbound.push(Bytes::from(msg(b"0123456"))).unwrap(); // 11 bytes
+        assert_eq!(inbound.take_grant(), None, "nothing consumed yet");
+        inbound.pop().unwrap();
+        assert_eq!(inbound.take_grant(), Some(11));
+        assert_eq!(inbound.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_window_gets_through_when_awaited() {
+        let body = vec![7u8; 50];
+        let wire = msg(&body);
+        let mut inbound = Inbound::new(16, 1024);
+        let mut sent = 0;
+        while sent < wire.len() {
+            let n = (wire.len() - sent).min(16 - inbound.outstanding() as usize);
+            assert!(n > 0, "stalled: the peer has no credit");
+            inbound.push(Bytes::copy_from_slice(&wire[sent..sent + n])).unwrap();
+            sent += n;
+            while let Some(grant) = inbound.take_grant() {
+                assert!(grant > 0);
+            }
+        }
+        assert_eq!(inbound.pop().unwrap().0, &body[..]);
+    }
+
+    #[test]
+    fn partial_bytes_behind_unread_messages_stay_owed() {
+        let mut inbound = Inbound::new(100, 1024);
+        let mut wire = msg(b"ab"); // 6 bytes, complete
+        wire.extend(&msg(b"0123456789")[..8]); // 8 bytes of a 14-byte message
+        assert_eq!(inbound.push(Bytes::from(wire)).unwrap(), 0, "queue not empty: nothing released");
+        let (_, released) = inbound.pop().unwrap();
+        assert_eq!(released, 6 + 8, "the partial message is now awaited");
+        assert_eq!(inbound.push(Bytes::from_static(b"456789")).unwrap(), 6, "awaited: released on arrival");
+        let (body, released) = inbound.pop().unwrap();
+        assert_eq!((&body[..], released), (&b"0123456789"[..], 0));
+    }
+
+    #[test]
+    fn discard_releases_every_unreleased_byte() {
+        let mut inbound = Inbound::new(100, 1024);
+        inbound.push(Bytes::from(msg(b"abc"))).unwrap();
+        inbound.push(Bytes::from(msg(b"de"))).unwrap();
+        inbound.pop().unwrap();
+        assert_eq!(inbound.discard(), 6);
+    }
+}
