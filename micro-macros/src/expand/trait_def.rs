@@ -1,0 +1,67 @@
+//! The user's trait, rewritten so that every method's future is `Send`: `async fn f(…) -> R`
+//! becomes `fn f(…) -> impl Future<Output = R> + Send`, which the user implements with a plain
+//! `async fn`. Stream arguments and the returned stream get a `Send` bound if they lack one.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{ReturnType, TypeImplTrait, parse_quote};
+
+use super::Generator;
+use crate::model::Method;
+use crate::parse::{has_send, stream_bound};
+
+impl Generator<'_> {
+    pub(super) fn trait_def(&self) -> TokenStream {
+        let service = self.service;
+        let (attrs, vis, unsafety, trait_token, ident) = (
+            &service.attrs,
+            &service.vis,
+            &service.unsafety,
+            &service.trait_token,
+            &service.ident,
+        );
+        let (colon_token, supertraits) = (&service.colon_token, &service.supertraits);
+        let methods = service.methods.iter().map(trait_method);
+        quote! {
+            #(#attrs)*
+            #vis #unsafety #trait_token #ident #colon_token #supertraits {
+                #(#methods)*
+            }
+        }
+    }
+}
+
+fn trait_method(method: &Method) -> TokenStream {
+    let mut sig = method.sig.clone();
+    sig.asyncness = None;
+    AddSend.visit_signature_mut(&mut sig);
+    let (ret, span) = match &sig.output {
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+        ReturnType::Default => (quote!(()), Span::call_site()),
+    };
+    // Spanned on the user's return type, so "future is not `Send`" errors point there.
+    sig.output = syn::parse2(quote_spanned! {span=>
+        -> impl ::core::future::Future<Output = #ret> + ::core::marker::Send
+    })
+    .unwrap_or(sig.output);
+    let attrs = &method.attrs;
+    quote! {
+        #(#attrs)*
+        #sig;
+    }
+}
+
+/// Adds `+ ::core::marker::Send` to every `impl Stream<…>` without a `Send` bound. After
+/// validation the only `impl` types in a signature are the stream argument and the stream
+/// in the `Ok` of the return type.
+struct AddSend;
+
+impl VisitMut for AddSend {
+    fn visit_type_impl_trait_mut(&mut self, impl_trait: &mut TypeImplTrait) {
+        if stream_bound(impl_trait).is_some() && !has_send(impl_trait) {
+            impl_trait.bounds.push(parse_quote!(::core::marker::Send));
+        }
+    }
+}
