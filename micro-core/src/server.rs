@@ -277,6 +277,8 @@ async fn serve_connection<IO>(
     };
     let (read, write) = tokio::io::split(io);
     let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);
+    // However this task ends, even dropped mid-way, the connection's calls and writer end too.
+    let _close = CloseOnDrop(conn.clone());
     let mut writer = tokio::spawn(writer::run(conn.clone(), rx, write));
     let mut reader = pin!(reader::run(conn.clone(), read));
     let mut draining = false;
@@ -303,5 +305,14 @@ async fn serve_connection<IO>(
                 break;
             }
         }
+    }
+}
+
+/// Closes a connection when dropped.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(Status::unavailable("the server stopped serving this connection"));
     }
 }
