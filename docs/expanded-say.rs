@@ -39,14 +39,14 @@ pub trait Say {
     /// client streaming: an argument is a stream
     fn sum(
         &self,
-        nums: impl Stream<Item = i64> + Send + Unpin,
+        nums: impl Stream<Item = i64> + Send + Unpin + 'static,
     ) -> impl ::core::future::Future<
         Output = Result<i64, Status>,
     > + ::core::marker::Send;
     /// bidirectional: both
     fn bidirectional_stream(
         &self,
-        reqs: impl Stream<Item = SRequest> + Send + Unpin,
+        reqs: impl Stream<Item = SRequest> + Send + Unpin + 'static,
     ) -> impl ::core::future::Future<
         Output = Result<
             impl Stream<Item = Result<SResponse, Status>> + Send + 'static,
@@ -62,40 +62,43 @@ pub trait Say {
     ) -> impl ::core::future::Future<Output = micro::Result<i32>> + ::core::marker::Send;
 }
 /// Serves a [`Say`] implementation: pass `SayServer::new(service)` to `micro::Server::builder().add_service(…)`.
+///
+/// The service is never dropped: it lives until the program exits. A stream a method returns outlives the call, and Rust types it as borrowing the `&self` the method was called on, so the server calls every method on a `&'static` service.
 #[allow(dead_code)]
-pub struct SayServer<T> {
-    inner: ::std::sync::Arc<T>,
+pub struct SayServer<T: 'static> {
+    inner: &'static T,
 }
 #[allow(dead_code)]
-impl<T> SayServer<T> {
-    /// Wraps `service`; every call shares it.
+impl<T: 'static> SayServer<T> {
+    /// Wraps `service`, which every call shares and nothing drops.
     #[must_use]
     pub fn new(service: T) -> Self {
         Self {
-            inner: ::std::sync::Arc::new(service),
+            inner: ::std::boxed::Box::leak(::std::boxed::Box::new(service)),
         }
     }
-    /// Serves a service that is already shared behind an `Arc`.
+    /// Serves a service that is already shared behind an `Arc` (which is kept alive).
     #[must_use]
     pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
+        let service: &'static ::std::sync::Arc<T> = ::std::boxed::Box::leak(
+            ::std::boxed::Box::new(service),
+        );
         Self { inner: service }
     }
     /// The wrapped service.
     #[must_use]
     pub fn get_ref(&self) -> &T {
-        &self.inner
+        self.inner
     }
 }
 #[automatically_derived]
-impl<T> ::core::clone::Clone for SayServer<T> {
+impl<T: 'static> ::core::clone::Clone for SayServer<T> {
     fn clone(&self) -> Self {
-        Self {
-            inner: ::std::sync::Arc::clone(&self.inner),
-        }
+        Self { inner: self.inner }
     }
 }
 #[automatically_derived]
-impl<T> ::core::fmt::Debug for SayServer<T> {
+impl<T: 'static> ::core::fmt::Debug for SayServer<T> {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         f.debug_struct("SayServer").finish_non_exhaustive()
     }
@@ -113,14 +116,14 @@ where
         method: usize,
         call: ::micro::__private::ServerCall,
     ) -> ::micro::__private::HandlerFuture {
-        let service = ::std::sync::Arc::clone(&self.inner);
+        let service = self.inner;
         match method {
             0usize => {
                 ::micro::__private::serve_unary(
                     call,
                     &["name"],
                     move |_ctx: ::micro::Context, (name,): (String,)| async move {
-                        Say::hello(&*service, name).await
+                        Say::hello(service, name).await
                     },
                 )
             }
@@ -129,7 +132,7 @@ where
                     call,
                     &["req"],
                     move |_ctx: ::micro::Context, (req,): (SRequest,)| async move {
-                        Say::stream(&*service, req).await
+                        Say::stream(service, req).await
                     },
                 )
             }
@@ -141,7 +144,7 @@ where
                         _ctx: ::micro::Context,
                         (): (),
                         nums: ::micro::RequestStream<i64>|
-                    async move { Say::sum(&*service, nums).await },
+                    async move { Say::sum(service, nums).await },
                 )
             }
             3usize => {
@@ -152,7 +155,7 @@ where
                         _ctx: ::micro::Context,
                         (): (),
                         reqs: ::micro::RequestStream<SRequest>|
-                    async move { Say::bidirectional_stream(&*service, reqs).await },
+                    async move { Say::bidirectional_stream(service, reqs).await },
                 )
             }
             4usize => {
@@ -160,7 +163,7 @@ where
                     call,
                     &["a", "b"],
                     move |ctx: ::micro::Context, (a, b): (i32, i32)| async move {
-                        Say::add(&*service, &ctx, a, b).await
+                        Say::add(service, &ctx, a, b).await
                     },
                 )
             }

@@ -12,55 +12,61 @@ impl Generator<'_> {
         let (vis, trait_ident, server) = (&self.service.vis, &self.service.ident, &self.server);
         let doc = doc(&format!(
             "Serves a [`{trait_ident}`] implementation: pass `{server}::new(service)` to \
-             `micro::Server::builder().add_service(…)`."
+             `micro::Server::builder().add_service(…)`.\n\n\
+             The service is never dropped: it lives until the program exits. A stream a method \
+             returns outlives the call, and Rust types it as borrowing the `&self` the method \
+             was called on, so the server calls every method on a `&'static` service."
         ));
         quote! {
             #doc
             // Generated items may go unused, e.g. in a binary that is only a client.
             #[allow(dead_code)]
-            #vis struct #server<T> {
-                inner: ::std::sync::Arc<T>,
+            #vis struct #server<T: 'static> {
+                inner: &'static T,
             }
         }
     }
 
     pub(super) fn server_impl(&self) -> TokenStream {
         let (vis, server) = (&self.service.vis, &self.server);
-        let new_doc = doc("Wraps `service`; every call shares it.");
-        let from_arc_doc = doc("Serves a service that is already shared behind an `Arc`.");
+        let new_doc = doc("Wraps `service`, which every call shares and nothing drops.");
+        let from_arc_doc =
+            doc("Serves a service that is already shared behind an `Arc` (which is kept alive).");
         let get_ref_doc = doc("The wrapped service.");
         quote! {
             #[allow(dead_code)]
-            impl<T> #server<T> {
+            impl<T: 'static> #server<T> {
                 #new_doc
                 #[must_use]
                 #vis fn new(service: T) -> Self {
-                    Self { inner: ::std::sync::Arc::new(service) }
+                    Self { inner: ::std::boxed::Box::leak(::std::boxed::Box::new(service)) }
                 }
 
                 #from_arc_doc
                 #[must_use]
                 #vis fn from_arc(service: ::std::sync::Arc<T>) -> Self {
+                    let service: &'static ::std::sync::Arc<T> =
+                        ::std::boxed::Box::leak(::std::boxed::Box::new(service));
                     Self { inner: service }
                 }
 
                 #get_ref_doc
                 #[must_use]
                 #vis fn get_ref(&self) -> &T {
-                    &self.inner
+                    self.inner
                 }
             }
         }
     }
 
-    /// By hand rather than derived: cloning shares the `Arc`, so `T` need not be `Clone`.
+    /// By hand rather than derived: clones share the service, so `T` need not be `Clone`.
     pub(super) fn server_clone_impl(&self) -> TokenStream {
         let server = &self.server;
         quote! {
             #[automatically_derived]
-            impl<T> ::core::clone::Clone for #server<T> {
+            impl<T: 'static> ::core::clone::Clone for #server<T> {
                 fn clone(&self) -> Self {
-                    Self { inner: ::std::sync::Arc::clone(&self.inner) }
+                    Self { inner: self.inner }
                 }
             }
         }
@@ -72,7 +78,7 @@ impl Generator<'_> {
         let name = server.to_string();
         quote! {
             #[automatically_derived]
-            impl<T> ::core::fmt::Debug for #server<T> {
+            impl<T: 'static> ::core::fmt::Debug for #server<T> {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_struct(#name).finish_non_exhaustive()
                 }
@@ -83,8 +89,7 @@ impl Generator<'_> {
     pub(super) fn service_impl(&self) -> TokenStream {
         let (trait_ident, server, client) = (&self.service.ident, &self.server, &self.client);
         let (service, call, method) = (&self.service_local, &self.call_local, &self.method_local);
-        let share = (!self.methods.is_empty())
-            .then(|| quote!(let #service = ::std::sync::Arc::clone(&self.inner);));
+        let share = (!self.methods.is_empty()).then(|| quote!(let #service = self.inner;));
         let arms = self.methods.iter().map(|names| self.server_arm(names));
         quote! {
             #[automatically_derived]
@@ -146,7 +151,7 @@ impl Generator<'_> {
         let (trait_ident, ident) = (&self.service.ident, &method.ident);
         // Spanned on the method's name, so a mismatch with the user's impl points there.
         let invoke = quote_spanned! {ident.span()=>
-            #trait_ident::#ident(&*#service #(, #call_args)*).await
+            #trait_ident::#ident(#service #(, #call_args)*).await
         };
         let streams_back = matches!(method.kind, Kind::ServerStreaming | Kind::Bidirectional);
         let body = if streams_back && !method.ret.item_fallible {

@@ -1,12 +1,14 @@
 //! The user's trait, rewritten so that every method's future is `Send`: `async fn f(…) -> R`
 //! becomes `fn f(…) -> impl Future<Output = R> + Send`, which the user implements with a plain
-//! `async fn`. Stream arguments and the returned stream get a `Send` bound if they lack one.
+//! `async fn`. Stream arguments and the returned stream get a `Send` bound if they lack one, and
+//! stream arguments a `'static` one: the server hands over a `RequestStream`, which is both, and
+//! a bidirectional impl can then move the request stream into the stream it returns.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{ReturnType, TypeImplTrait, parse_quote};
+use syn::{FnArg, ReturnType, TypeImplTrait, TypeParamBound, parse_quote};
 
 use super::Generator;
 use crate::model::Method;
@@ -36,7 +38,14 @@ impl Generator<'_> {
 fn trait_method(method: &Method) -> TokenStream {
     let mut sig = method.sig.clone();
     sig.asyncness = None;
-    AddSend.visit_signature_mut(&mut sig);
+    for arg in &mut sig.inputs {
+        if let FnArg::Typed(arg) = arg {
+            AddBounds { lifetime: true }.visit_type_mut(&mut arg.ty);
+        }
+    }
+    if let ReturnType::Type(_, ty) = &mut sig.output {
+        AddBounds { lifetime: false }.visit_type_mut(ty);
+    }
     let (ret, span) = match &sig.output {
         ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
         ReturnType::Default => (quote!(()), Span::call_site()),
@@ -53,15 +62,30 @@ fn trait_method(method: &Method) -> TokenStream {
     }
 }
 
-/// Adds `+ ::core::marker::Send` to every `impl Stream<…>` without a `Send` bound. After
+/// Adds `+ ::core::marker::Send` to every `impl Stream<…>` without a `Send` bound, and with
+/// `lifetime` also `+ 'static` where no lifetime bound or `use<…>` is written. After
 /// validation the only `impl` types in a signature are the stream argument and the stream
 /// in the `Ok` of the return type.
-struct AddSend;
+struct AddBounds {
+    lifetime: bool,
+}
 
-impl VisitMut for AddSend {
+impl VisitMut for AddBounds {
     fn visit_type_impl_trait_mut(&mut self, impl_trait: &mut TypeImplTrait) {
-        if stream_bound(impl_trait).is_some() && !has_send(impl_trait) {
+        if stream_bound(impl_trait).is_none() {
+            return;
+        }
+        if !has_send(impl_trait) {
             impl_trait.bounds.push(parse_quote!(::core::marker::Send));
+        }
+        let outlives = impl_trait.bounds.iter().any(|bound| {
+            matches!(
+                bound,
+                TypeParamBound::Lifetime(_) | TypeParamBound::PreciseCapture(_)
+            )
+        });
+        if self.lifetime && !outlives {
+            impl_trait.bounds.push(parse_quote!('static));
         }
     }
 }
