@@ -39,6 +39,8 @@ pub(crate) struct Method {
     pub(crate) sig: Signature,
     /// A default body: an error.
     pub(crate) default: Option<Block>,
+    /// The `;` ending a declaration without a body.
+    pub(crate) semi_token: Option<Token![;]>,
     pub(crate) receiver: Receiver,
     /// Every parameter after the receiver, in order.
     pub(crate) params: Vec<Param>,

@@ -132,6 +132,7 @@ fn method(item: TraitItemFn) -> Method {
         attrs: item.attrs,
         ident: sig.ident.clone(),
         default: item.default,
+        semi_token: item.semi_token,
         receiver,
         params,
         output,

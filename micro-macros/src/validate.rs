@@ -28,7 +28,16 @@ pub(crate) fn service(service: &Service) -> syn::Result<()> {
             "`#[micro::service]` takes no arguments: write `#[micro::service]`",
         );
     }
-    generics(&service.generics, "service traits", &mut errors);
+    let supertraits = format!(
+        " (bounds on `Self` go in the supertraits: `trait {}: Send + Sync`)",
+        service.ident.unraw()
+    );
+    generics(
+        &service.generics,
+        "service traits",
+        &supertraits,
+        &mut errors,
+    );
     for item in &service.others {
         other_item(item, &mut errors);
     }
@@ -64,7 +73,8 @@ impl Errors {
     }
 }
 
-fn generics(generics: &Generics, what: &str, errors: &mut Errors) {
+/// `what` names the generic thing in messages; `where_hint` ends the `where` clause message.
+fn generics(generics: &Generics, what: &str, where_hint: &str, errors: &mut Errors) {
     if !generics.params.is_empty() {
         let only_lifetimes = generics.lifetimes().count() == generics.params.len();
         let message = if only_lifetimes {
@@ -85,7 +95,7 @@ fn generics(generics: &Generics, what: &str, errors: &mut Errors) {
     if let Some(where_clause) = &generics.where_clause {
         errors.push(
             where_clause,
-            format!("{what} cannot be generic: remove the `where` clause"),
+            format!("remove the `where` clause: {what} are not generic{where_hint}"),
         );
     }
 }
@@ -148,7 +158,7 @@ fn method(service: &Service, method: &Method, errors: &mut Errors) {
         errors.push(abi, format!("remove `{}`: {write_fn}", show(abi)));
     }
     names(service, method, errors);
-    generics(&sig.generics, "micro methods", errors);
+    generics(&sig.generics, "micro methods", "", errors);
     receiver(method, &write_fn, errors);
     params(method, errors);
     if let Some(variadic) = &sig.variadic {

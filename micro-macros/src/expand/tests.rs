@@ -91,6 +91,22 @@ fn errors_keep_the_trait_unchanged() {
 }
 
 #[test]
+fn errors_drop_only_what_rustc_would_reject_again() {
+    let input = quote! {
+        pub trait Say {
+            const fn hello(&self, (a, b): (i32, i32), mut c: u8, ...) -> Result<String, Status>;
+        }
+    };
+    let output = pretty(service(TokenStream::new(), input));
+    assert!(
+        output.starts_with(
+            "pub trait Say {\n    fn hello(&self, _: (i32, i32), c: u8) -> Result<String, Status>;\n}"
+        ),
+        "{output}"
+    );
+}
+
+#[test]
 fn non_trait_input_is_kept() {
     let output = pretty(service(
         TokenStream::new(),

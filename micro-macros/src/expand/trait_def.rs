@@ -56,9 +56,13 @@ fn trait_method(method: &Method) -> TokenStream {
     })
     .unwrap_or(sig.output);
     let attrs = &method.attrs;
+    // The user's `;`: with every token from the user, lints on the method point at it.
+    let semi = method
+        .semi_token
+        .unwrap_or_else(|| syn::Token![;](method.ident.span()));
     quote! {
         #(#attrs)*
-        #sig;
+        #sig #semi
     }
 }
 

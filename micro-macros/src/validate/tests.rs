@@ -78,7 +78,8 @@ fn trait_generics_and_where_clauses() {
         [
             "service traits cannot be generic: remove `<'a, T: Clone>` and use concrete types \
              (each argument and response needs one concrete type on the wire)",
-            "service traits cannot be generic: remove the `where` clause",
+            "remove the `where` clause: service traits are not generic (bounds on `Self` go \
+             in the supertraits: `trait Svc: Send + Sync`)",
         ]
     );
     assert_eq!(
@@ -222,7 +223,7 @@ fn method_generics_default_bodies_and_variadics() {
             where
                 Self: Sized;
         ),
-        "micro methods cannot be generic: remove the `where` clause",
+        "remove the `where` clause: micro methods are not generic",
     );
     let errors = errors_of(quote! {
         pub trait Say {
