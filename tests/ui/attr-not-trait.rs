@@ -1,0 +1,6 @@
+#[micro::service]
+pub struct Say {
+    pub name: String,
+}
+
+fn main() {}

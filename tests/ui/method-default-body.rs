@@ -1,0 +1,10 @@
+use micro::Status;
+
+#[micro::service]
+pub trait Say {
+    async fn hello(&self, name: String) -> Result<String, Status> {
+        Ok(name)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use micro::Status;
+
+#[micro::service]
+pub trait Say {
+    async fn hello(&self, name: String, ...) -> Result<String, Status>;
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use micro::Status;
+
+#[micro::service]
+pub trait Say {
+    async fn hello(&self) -> Result<String, Status>
+    where
+        Self: Sized;
+}
+
+fn main() {}
