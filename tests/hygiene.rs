@@ -54,9 +54,7 @@ mod no_prelude {
             service: String,
             call: u32,
             method: u32,
-            inner: u8,
             client: u8,
-            f: u8,
         ) -> ::micro::Result<String>;
         /// infallible stream items, the concrete stream type, a stream among plain arguments
         async fn count(
@@ -77,15 +75,13 @@ mod no_prelude {
         async fn stream(
             &self,
             req: SRequest,
-        ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send + 'static, Status> {
+        ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send + 'static, Status>
+        {
             let count = req.count;
             Ok(stream::iter(0..count).map(|_| Ok(SResponse { value: Vec::new() })))
         }
 
-        async fn sum(
-            &self,
-            nums: impl Stream<Item = i64> + Send + Unpin,
-        ) -> Result<i64, Status> {
+        async fn sum(&self, nums: impl Stream<Item = i64> + Send + Unpin) -> Result<i64, Status> {
             Ok(nums.fold(0, |sum, n| async move { sum + n }).await)
         }
 
@@ -94,7 +90,8 @@ mod no_prelude {
         async fn bidirectional_stream(
             &self,
             reqs: impl Stream<Item = SRequest> + Send + Unpin + 'static,
-        ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send + 'static, Status> {
+        ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send + 'static, Status>
+        {
             let replies: BoxStream<'static, _> = reqs
                 .map(|req| {
                     let _ = req.count;
@@ -110,11 +107,9 @@ mod no_prelude {
             service: String,
             call: u32,
             method: u32,
-            inner: u8,
             client: u8,
-            f: u8,
         ) -> ::micro::Result<String> {
-            let _ = (ctx.method(), call, method, inner, client, f);
+            let _ = (ctx.method(), call, method, client);
             Ok(service)
         }
 
