@@ -34,7 +34,9 @@ impl EncodeArgs for () {
 impl DecodeArgs for () {
     fn decode_args(_: &'static [&'static str], body: &[u8]) -> Result<(), Status> {
         // Anything is accepted, so a client may send `nil`, `{}` or a newer client's argument.
-        message::decode::<IgnoredAny>(body).map(drop).map_err(invalid)
+        message::decode::<IgnoredAny>(body)
+            .map(drop)
+            .map_err(invalid)
     }
 }
 
@@ -154,7 +156,9 @@ mod tests {
 
     #[test]
     fn several_arguments_are_a_named_map() {
-        let msg = ("a".to_string(), 3i64, Some(true)).encode_args(NAMES).unwrap();
+        let msg = ("a".to_string(), 3i64, Some(true))
+            .encode_args(NAMES)
+            .unwrap();
         assert_eq!(&msg[4..6], b"\x83\xa4");
         let back: (String, i64, Option<bool>) = DecodeArgs::decode_args(NAMES, &msg[4..]).unwrap();
         assert_eq!(back, ("a".to_string(), 3, Some(true)));

@@ -5,8 +5,12 @@ mod call;
 mod duplex;
 mod response;
 
-pub use call::{BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall};
-pub(crate) use call::{call_bidirectional, call_client_streaming, call_duplex, call_server_streaming, call_unary};
+pub use call::{
+    BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall,
+};
+pub(crate) use call::{
+    call_bidirectional, call_client_streaming, call_duplex, call_server_streaming, call_unary,
+};
 pub use duplex::{Duplex, DuplexSender};
 pub use response::ResponseStream;
 
@@ -21,9 +25,9 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs, lookup_host};
 
+use crate::Status;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionStats};
-use crate::Status;
 
 type Connect = Arc<dyn Fn(Config) -> BoxFuture<'static, Result<Connection, Status>> + Send + Sync>;
 
@@ -58,7 +62,10 @@ impl Client {
 
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
-        ClientBuilder { config: Config::default(), timeout: None }
+        ClientBuilder {
+            config: Config::default(),
+            timeout: None,
+        }
     }
 
     /// Counters of the current connection, if there is one.
@@ -67,7 +74,11 @@ impl Client {
     }
 
     fn current(&self) -> Option<Connection> {
-        self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The default timeout for calls that set none.
@@ -88,7 +99,7 @@ impl Client {
         if let Some(conn) = self.current().filter(|c| c.is_usable()) {
             return Ok(conn);
         }
-        let conn = connect(self.inner.config.clone()).await?;
+        let conn = connect_within(connect, &self.inner.config).await?;
         *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         Ok(conn)
     }
@@ -115,6 +126,13 @@ impl ClientBuilder {
     /// The timeout of calls that set none (default: none).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long connecting and the handshake may take, for the first connection and every
+    /// reconnection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
         self
     }
 
@@ -150,10 +168,15 @@ impl ClientBuilder {
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client, Status> {
         let addrs: Vec<SocketAddr> = lookup_host(addr)
             .await
-            .map_err(|err| Status::unavailable(format!("cannot resolve the server's address: {err}")))?
+            .map_err(|err| {
+                Status::unavailable(format!("cannot resolve the server's address: {err}"))
+            })?
             .collect();
         let addrs: Arc<[SocketAddr]> = addrs.into();
-        self.connect_with_fn(Arc::new(move |config| Box::pin(connect_tcp(addrs.clone(), config)))).await
+        self.connect_with_fn(Arc::new(move |config| {
+            Box::pin(connect_tcp(addrs.clone(), config))
+        }))
+        .await
     }
 
     /// Connects through `connect`, called again whenever the connection must be replaced: the
@@ -172,7 +195,9 @@ impl ClientBuilder {
         self.connect_with_fn(Arc::new(move |config| {
             let io = connect();
             Box::pin(async move {
-                let io = io.await.map_err(|err| Status::unavailable(format!("cannot connect: {err}")))?;
+                let io = io
+                    .await
+                    .map_err(|err| Status::unavailable(format!("cannot connect: {err}")))?;
                 Connection::client(io, config, None).await
             })
         }))
@@ -190,7 +215,12 @@ impl ClientBuilder {
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         self.check()?;
-        let conn = Connection::client(io, self.config.clone(), None).await?;
+        let handshake = Connection::client(io, self.config.clone(), None);
+        let conn = tokio::time::timeout(self.config.handshake_timeout, handshake)
+            .await
+            .map_err(|_| {
+                Status::unavailable("the server did not complete the handshake in time")
+            })??;
         Ok(self.finish(None, Some(conn)))
     }
 
@@ -200,7 +230,7 @@ impl ClientBuilder {
 
     async fn connect_with_fn(self, connect: Connect) -> Result<Client, Status> {
         self.check()?;
-        let conn = connect(self.config.clone()).await?;
+        let conn = connect_within(&connect, &self.config).await?;
         Ok(self.finish(Some(connect), Some(conn)))
     }
 
@@ -214,6 +244,17 @@ impl ClientBuilder {
                 reconnect: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+}
+
+/// Connects, failing with `Unavailable` past the configured timeout.
+async fn connect_within(connect: &Connect, config: &Config) -> Result<Connection, Status> {
+    match tokio::time::timeout(config.handshake_timeout, connect(config.clone())).await {
+        Ok(result) => result,
+        Err(_) => Err(Status::unavailable(format!(
+            "no connection and handshake within {:?}",
+            config.handshake_timeout
+        ))),
     }
 }
 

@@ -41,7 +41,10 @@ impl Config {
     /// Checks settings that would make a connection unusable.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_frame_size < 1024 {
-            return Err(format!("max_frame_size {} is below 1024", self.max_frame_size));
+            return Err(format!(
+                "max_frame_size {} is below 1024",
+                self.max_frame_size
+            ));
         }
         if self.stream_window < 1024 || self.connection_window < self.stream_window {
             return Err(format!(

@@ -27,7 +27,7 @@ use crate::handshake::PeerSettings;
 use crate::message::PREFIX_LEN;
 use crate::server::Router;
 use crate::stream::inbound::InboundError;
-use crate::stream::{MAX_CREDIT, Stream};
+use crate::stream::{MAX_CREDIT, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 
 /// Highest stream id a client may use (ids are 31-bit so they never look negative to peers that
@@ -175,6 +175,15 @@ impl Shared {
         args: Bytes,
         end_stream: bool,
     ) -> Result<(Arc<Stream>, Option<Bytes>), Status> {
+        if let Some((key, _)) = metadata
+            .iter()
+            .find(|(k, v)| k.len() > u16::MAX as usize || v.len() > u32::MAX as usize)
+        {
+            return Err(Status::invalid_argument(format!(
+                "metadata key {:?}… is longer than 65535 bytes",
+                &key[..key.len().min(32)]
+            )));
+        }
         let header_len = 2 + method.len() + 8 + 4 + metadata.encoded_len();
         if header_len > self.peer.max_frame_size as usize {
             return Err(Status::resource_exhausted(format!(
@@ -187,7 +196,9 @@ impl Shared {
             return Err(status.clone());
         }
         if table.going_away || table.last_id >= MAX_STREAM_ID {
-            return Err(Status::unavailable("the connection is closing; open a new one"));
+            return Err(Status::unavailable(
+                "the connection is closing; open a new one",
+            ));
         }
         let id = table.last_id + 1;
         let stream = Arc::new(Stream::new(
@@ -201,7 +212,11 @@ impl Shared {
             && self.try_take_credit(&stream, len);
         table.last_id = id;
         table.streams.insert(id, stream.clone());
-        let (data, rest) = if inline { (args, None) } else { (Bytes::new(), Some(args)) };
+        let (data, rest) = if inline {
+            (args, None)
+        } else {
+            (Bytes::new(), Some(args))
+        };
         self.push(Frame::Open {
             id,
             end_stream: end_stream && inline,
@@ -216,7 +231,11 @@ impl Shared {
     /// Half-closes the client's side of a call.
     pub(crate) fn close_send(&self, stream: &Stream) {
         if self.table().streams.contains_key(&stream.id) {
-            self.push(Frame::Data { id: stream.id, end_stream: true, data: Bytes::new() });
+            self.push(Frame::Data {
+                id: stream.id,
+                end_stream: true,
+                data: Bytes::new(),
+            });
         }
     }
 
@@ -224,7 +243,10 @@ impl Shared {
     pub(crate) fn cancel(&self, stream: &Stream, status: Status) {
         let removed = self.table().streams.remove(&stream.id).is_some();
         if removed {
-            self.push(Frame::Cancel { id: stream.id, code: status.code() });
+            self.push(Frame::Cancel {
+                id: stream.id,
+                code: status.code(),
+            });
         }
         let released = stream.fail(status);
         self.release(released);
@@ -234,24 +256,33 @@ impl Shared {
 
     /// Registers a call the client opened. `Err` is a protocol error; `Ok(None)` means the call
     /// was refused with a CLOSE frame.
-    pub(crate) fn accept(&self, id: u32, data: Bytes, end_stream: bool) -> Result<Accepted, String> {
+    pub(crate) fn accept(
+        &self,
+        id: u32,
+        data: Bytes,
+        end_stream: bool,
+    ) -> Result<Accepted, String> {
         let len = data.len() as u32;
         self.receive(len)?;
         let mut table = self.table();
-        if id <= table.last_id {
-            return Err(format!("OPEN for stream {id}, which is not above the last opened stream {}", table.last_id));
-        }
+        check_new_id(id, table.last_id)?;
         table.last_id = id;
         if table.closed.is_some() {
             return Ok(Accepted::Refused);
         }
         let refuse = |status: Status| {
-            self.push(Frame::Close { id, status, data: Bytes::new() });
+            self.push(Frame::Close {
+                id,
+                status,
+                data: Bytes::new(),
+            });
             self.release(len);
             Ok(Accepted::Refused)
         };
         if table.going_away {
-            return refuse(Status::unavailable("the server is shutting down; retry on a new connection"));
+            return refuse(Status::unavailable(
+                "the server is shutting down; retry on a new connection",
+            ));
         }
         let max = self.config.max_concurrent_streams as usize;
         if self.running.load(Ordering::Acquire) >= max {
@@ -266,9 +297,11 @@ impl Shared {
             self.peer.stream_window.min(MAX_CREDIT),
         ));
         match stream.push(data, end_stream) {
-            Ok(released) => self.release(released),
+            Ok(pushed) => self.pushed(id, pushed),
             Err(InboundError::FlowControl { len, available }) => {
-                return Err(format!("OPEN for stream {id} carries {len} bytes, over the window of {available}"));
+                return Err(format!(
+                    "OPEN for stream {id} carries {len} bytes, over the window of {available}"
+                ));
             }
             Err(InboundError::TooLarge { len: msg, max }) => {
                 return refuse(Status::resource_exhausted(format!(
@@ -288,12 +321,14 @@ impl Shared {
         }
         self.receive(data_len)?;
         let mut table = self.table();
-        if id <= table.last_id {
-            return Err(format!("OPEN for stream {id}, which is not above the last opened stream {}", table.last_id));
-        }
+        check_new_id(id, table.last_id)?;
         table.last_id = id;
         drop(table);
-        self.push(Frame::Close { id, status, data: Bytes::new() });
+        self.push(Frame::Close {
+            id,
+            status,
+            data: Bytes::new(),
+        });
         self.release(data_len);
         Ok(())
     }
@@ -313,27 +348,47 @@ impl Shared {
     /// Ends a call from the server side with its final status; `data` holds the last message
     /// (a unary reply), sent in the same frame when credit allows.
     pub(crate) async fn finish(&self, stream: &Stream, status: Status, data: Option<Bytes>) {
-        let data = match data {
-            Some(msg) => {
+        let (status, data) = match data.map(|msg| self.check_size(msg)) {
+            None => (self.fit_status(status), Bytes::new()),
+            // A reply the client would refuse: the call fails with the reason instead.
+            Some(Err(too_large)) => (self.fit_status(too_large), Bytes::new()),
+            Some(Ok(msg)) => {
+                let status = self.fit_status(status);
                 let fits = 1 + 4 + status.message().len() + 4 + status.details().len() + msg.len()
                     <= self.peer.max_frame_size as usize;
                 if fits && self.try_take_credit(stream, msg.len() as u32) {
-                    msg
+                    (status, msg)
                 } else {
                     if self.send_message(stream, msg, false).await.is_err() {
                         self.forget(stream);
                         return;
                     }
-                    Bytes::new()
+                    (status, Bytes::new())
                 }
             }
-            None => Bytes::new(),
         };
         if self.table().streams.remove(&stream.id).is_some() {
-            self.push(Frame::Close { id: stream.id, status, data });
+            self.push(Frame::Close {
+                id: stream.id,
+                status,
+                data,
+            });
         }
         let released = stream.discard();
         self.release(released);
+    }
+
+    /// Shortens a status so its CLOSE frame fits the peer's frame limit.
+    fn fit_status(&self, status: Status) -> Status {
+        let room = (self.peer.max_frame_size as usize).saturating_sub(64);
+        if status.message().len() + status.details().len() <= room {
+            return status;
+        }
+        let mut end = room.min(status.message().len());
+        while !status.message().is_char_boundary(end) {
+            end -= 1;
+        }
+        Status::new(status.code(), &status.message()[..end])
     }
 
     /// Drops a stream from the table without telling the peer (it already knows).
@@ -352,7 +407,11 @@ impl Shared {
         table.going_away = true;
         let last_stream_id = table.last_id;
         drop(table);
-        self.push(Frame::GoAway { last_stream_id, code: Code::Unavailable, reason: reason.into() });
+        self.push(Frame::GoAway {
+            last_stream_id,
+            code: Code::Unavailable,
+            reason: reason.into(),
+        });
     }
 
     /// Whether no call is running or open.
@@ -397,7 +456,12 @@ impl Shared {
     /// # Cancel safety
     ///
     /// Dropping the future may leave a message partly sent; only do so when abandoning the call.
-    pub(crate) async fn send_message(&self, stream: &Stream, msg: Bytes, end_stream: bool) -> Result<(), Status> {
+    pub(crate) async fn send_message(
+        &self,
+        stream: &Stream,
+        msg: Bytes,
+        end_stream: bool,
+    ) -> Result<(), Status> {
         let mut msg = self.check_size(msg)?;
         loop {
             let want = (msg.len() as u32).min(self.peer.max_frame_size);
@@ -405,12 +469,18 @@ impl Shared {
             match self.send_window.acquire_many(n).await {
                 Ok(permit) => permit.forget(),
                 Err(_) => {
-                    return Err(self.closed_status().unwrap_or_else(|| Status::unavailable("connection closed")));
+                    return Err(self
+                        .closed_status()
+                        .unwrap_or_else(|| Status::unavailable("connection closed")));
                 }
             }
             let chunk = msg.split_to(n as usize);
             let last = msg.is_empty();
-            self.push(Frame::Data { id: stream.id, end_stream: end_stream && last, data: chunk });
+            self.push(Frame::Data {
+                id: stream.id,
+                end_stream: end_stream && last,
+                data: chunk,
+            });
             if last {
                 return Ok(());
             }
@@ -418,11 +488,18 @@ impl Shared {
     }
 
     /// The next message of `stream`, granting credit back as the application consumes.
-    pub(crate) fn poll_recv(&self, stream: &Stream, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+    pub(crate) fn poll_recv(
+        &self,
+        stream: &Stream,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
         match stream.poll_recv(cx) {
             Poll::Ready(Some(Ok(received))) => {
                 if let Some(increment) = received.grant {
-                    self.push(Frame::Credit { id: stream.id, increment });
+                    self.push(Frame::Credit {
+                        id: stream.id,
+                        increment,
+                    });
                 }
                 self.release(received.released);
                 Poll::Ready(Some(Ok(received.body)))
@@ -433,6 +510,14 @@ impl Shared {
         }
     }
 
+    /// Does the flow-control work a DATA payload caused.
+    fn pushed(&self, id: u32, pushed: Pushed) {
+        if let Some(increment) = pushed.grant {
+            self.push(Frame::Credit { id, increment });
+        }
+        self.release(pushed.released);
+    }
+
     /// Counts `len` bytes arriving against the connection window.
     fn receive(&self, len: u32) -> Result<(), String> {
         if len == 0 {
@@ -441,7 +526,9 @@ impl Shared {
         let mut flow = self.recv_flow.lock().unwrap_or_else(|e| e.into_inner());
         let available = self.config.connection_window - flow.outstanding;
         if len > available {
-            return Err(format!("the peer sent {len} bytes past the connection window ({available} left)"));
+            return Err(format!(
+                "the peer sent {len} bytes past the connection window ({available} left)"
+            ));
         }
         flow.outstanding += len;
         Ok(())
@@ -487,26 +574,41 @@ impl Shared {
     /// Handles one frame from the peer. `Err` is a protocol error: the connection must end.
     pub(crate) fn on_frame(self: &Arc<Self>, frame: Frame) -> Result<(), String> {
         match frame {
-            Frame::Open { id, end_stream, method, timeout, metadata, data } => match &self.role {
-                Role::Server(router) => {
-                    crate::server::dispatch::open(self, router, id, end_stream, method, timeout, metadata, data)
-                }
+            Frame::Open {
+                id,
+                end_stream,
+                method,
+                timeout,
+                metadata,
+                data,
+            } => match &self.role {
+                Role::Server(router) => crate::server::dispatch::open(
+                    self, router, id, end_stream, method, timeout, metadata, data,
+                ),
                 Role::Client => Err("the server sent OPEN; only clients open streams".into()),
             },
-            Frame::Data { id, end_stream, data } => {
+            Frame::Data {
+                id,
+                end_stream,
+                data,
+            } => {
                 let len = data.len() as u32;
                 self.receive(len)?;
                 let is_server = matches!(self.role, Role::Server(_));
                 match self.lookup(id)? {
                     Some(stream) => match stream.push(data, end_stream && is_server) {
-                        Ok(released) => self.release(released),
+                        Ok(pushed) => self.pushed(id, pushed),
                         Err(InboundError::FlowControl { len, available }) => {
-                            return Err(format!("stream {id} sent {len} bytes, over its window of {available}"));
+                            return Err(format!(
+                                "stream {id} sent {len} bytes, over its window of {available}"
+                            ));
                         }
                         Err(InboundError::TooLarge { len, max }) => {
                             self.fail_stream(
                                 &stream,
-                                Status::resource_exhausted(format!("a message of {len} bytes exceeds the limit of {max}")),
+                                Status::resource_exhausted(format!(
+                                    "a message of {len} bytes exceeds the limit of {max}"
+                                )),
                             );
                         }
                     },
@@ -526,9 +628,11 @@ impl Shared {
                 };
                 self.table().streams.remove(&id);
                 match stream.push(data, false) {
-                    Ok(released) => self.release(released),
+                    Ok(pushed) => self.release(pushed.released),
                     Err(InboundError::FlowControl { len, available }) => {
-                        return Err(format!("stream {id} sent {len} bytes, over its window of {available}"));
+                        return Err(format!(
+                            "stream {id} sent {len} bytes, over its window of {available}"
+                        ));
                     }
                     Err(InboundError::TooLarge { len, max }) => {
                         let released = stream.fail(Status::resource_exhausted(format!(
@@ -538,7 +642,11 @@ impl Shared {
                         return Ok(());
                     }
                 }
-                let result = if status.code() == Code::Ok { Ok(()) } else { Err(status) };
+                let result = if status.code() == Code::Ok {
+                    Ok(())
+                } else {
+                    Err(status)
+                };
                 stream.end_recv(result);
                 Ok(())
             }
@@ -554,7 +662,9 @@ impl Shared {
                 Ok(())
             }
             Frame::Credit { id: 0, increment } => {
-                if self.send_window.available_permits() as u64 + increment as u64 > MAX_CREDIT as u64 {
+                if self.send_window.available_permits() as u64 + increment as u64
+                    > MAX_CREDIT as u64
+                {
                     return Err("connection CREDIT overflows the window".into());
                 }
                 self.send_window.add_permits(increment as usize);
@@ -568,12 +678,19 @@ impl Shared {
                 }
                 Ok(())
             }
-            Frame::Ping { ack: false, payload } => {
+            Frame::Ping {
+                ack: false,
+                payload,
+            } => {
                 self.push(Frame::Ping { ack: true, payload });
                 Ok(())
             }
             Frame::Ping { ack: true, .. } => Ok(()),
-            Frame::GoAway { last_stream_id, code, reason } => {
+            Frame::GoAway {
+                last_stream_id,
+                code,
+                reason,
+            } => {
                 if let Role::Client = self.role {
                     self.peer_going_away(last_stream_id, Status::new(code, reason));
                 }
@@ -586,7 +703,12 @@ impl Shared {
     fn peer_going_away(&self, last: u32, status: Status) {
         let mut table = self.table();
         table.going_away = true;
-        let unprocessed: Vec<Arc<Stream>> = table.streams.values().filter(|s| s.id > last).cloned().collect();
+        let unprocessed: Vec<Arc<Stream>> = table
+            .streams
+            .values()
+            .filter(|s| s.id > last)
+            .cloned()
+            .collect();
         for stream in &unprocessed {
             table.streams.remove(&stream.id);
         }
@@ -621,9 +743,28 @@ impl Shared {
     pub(crate) fn protocol_error(&self, reason: String) {
         tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: protocol error");
         let last_stream_id = self.table().last_id;
-        self.push(Frame::GoAway { last_stream_id, code: Code::InvalidArgument, reason: reason.clone() });
+        self.push(Frame::GoAway {
+            last_stream_id,
+            code: Code::InvalidArgument,
+            reason: reason.clone(),
+        });
         self.push_shutdown();
         self.close(Status::unavailable(format!("protocol error: {reason}")));
+    }
+}
+
+/// Stream ids a client opens must go up, and stay within 31 bits.
+fn check_new_id(id: u32, last: u32) -> Result<(), String> {
+    if id > MAX_STREAM_ID {
+        Err(format!(
+            "OPEN for stream {id}, above the highest stream id {MAX_STREAM_ID}"
+        ))
+    } else if id <= last {
+        Err(format!(
+            "OPEN for stream {id}, which is not above the last opened stream {last}"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -657,17 +798,23 @@ impl Deref for Connection {
 
 impl Connection {
     /// Runs the client handshake on `io` and starts the connection's tasks.
-    pub(crate) async fn client<IO>(mut io: IO, config: Config, peer_addr: Option<SocketAddr>) -> Result<Connection, Status>
+    pub(crate) async fn client<IO>(
+        mut io: IO,
+        config: Config,
+        peer_addr: Option<SocketAddr>,
+    ) -> Result<Connection, Status>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let peer = crate::handshake::client(&mut io, &config).await.map_err(|err| {
-            if err.kind() == std::io::ErrorKind::InvalidData {
-                Status::unavailable(format!("handshake failed: {err}"))
-            } else {
-                Status::unavailable(format!("handshake failed: connection error: {err}"))
-            }
-        })?;
+        let peer = crate::handshake::client(&mut io, &config)
+            .await
+            .map_err(|err| {
+                if err.kind() == std::io::ErrorKind::InvalidData {
+                    Status::unavailable(format!("handshake failed: {err}"))
+                } else {
+                    Status::unavailable(format!("handshake failed: connection error: {err}"))
+                }
+            })?;
         let (read, write) = tokio::io::split(io);
         let (shared, rx) = Shared::new(Role::Client, config, peer, peer_addr);
         tokio::spawn(writer::run(shared.clone(), rx, write));

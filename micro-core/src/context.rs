@@ -26,7 +26,12 @@ impl Context {
         deadline: Option<Instant>,
         peer_addr: Option<SocketAddr>,
     ) -> Context {
-        Context { method, metadata, deadline, peer_addr }
+        Context {
+            method,
+            metadata,
+            deadline,
+            peer_addr,
+        }
     }
 
     /// `"Service.method"`.
@@ -47,7 +52,8 @@ impl Context {
 
     /// Time left before the deadline (zero once it passed), if there is one.
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// The client's address, when the transport has one (TCP).

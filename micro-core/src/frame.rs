@@ -49,9 +49,17 @@ pub(crate) enum Frame {
         data: Bytes,
     },
     /// Messages of a stream; `end_stream` half-closes the sender's side (client only).
-    Data { id: u32, end_stream: bool, data: Bytes },
+    Data {
+        id: u32,
+        end_stream: bool,
+        data: Bytes,
+    },
     /// Server → client: the call's final status, after the last messages in `data`.
-    Close { id: u32, status: Status, data: Bytes },
+    Close {
+        id: u32,
+        status: Status,
+        data: Bytes,
+    },
     /// Client → server: abandon the call.
     Cancel { id: u32, code: Code },
     /// Flow control: the receiver may take `increment` more bytes (stream 0: the connection).
@@ -59,7 +67,11 @@ pub(crate) enum Frame {
     /// Liveness check; the receiver answers with `ack` set and the same payload.
     Ping { ack: bool, payload: u64 },
     /// The sender will take no stream above `last_stream_id`; the connection is closing.
-    GoAway { last_stream_id: u32, code: Code, reason: String },
+    GoAway {
+        last_stream_id: u32,
+        code: Code,
+        reason: String,
+    },
 }
 
 /// What is wrong with a frame that parsed as far as its header.
@@ -69,7 +81,11 @@ pub(crate) enum FrameError {
     Protocol(String),
     /// The frame opens stream `id` but cannot be served (metadata too large); refuse that
     /// stream with `status` and keep the connection.
-    Refuse { id: u32, status: Status, data_len: usize },
+    Refuse {
+        id: u32,
+        status: Status,
+        data_len: usize,
+    },
 }
 
 fn protocol(msg: impl Into<String>) -> FrameError {
@@ -82,11 +98,24 @@ impl Frame {
         let start = dst.len();
         dst.put_u32(0); // length, patched below
         match self {
-            Frame::Open { id, end_stream, method, timeout, metadata, data } => {
-                header(dst, *id, FrameType::Open, if *end_stream { FLAG_END_STREAM } else { 0 });
+            Frame::Open {
+                id,
+                end_stream,
+                method,
+                timeout,
+                metadata,
+                data,
+            } => {
+                header(
+                    dst,
+                    *id,
+                    FrameType::Open,
+                    if *end_stream { FLAG_END_STREAM } else { 0 },
+                );
                 dst.put_u16(method.len() as u16);
                 dst.put_slice(method);
-                let micros = timeout.map_or(0, |t| (t.as_micros().min(u64::MAX as u128) as u64).max(1));
+                let micros =
+                    timeout.map_or(0, |t| (t.as_micros().min(u64::MAX as u128) as u64).max(1));
                 dst.put_u64(micros);
                 dst.put_u32(metadata.encoded_len() as u32);
                 for (key, value) in metadata.iter() {
@@ -97,8 +126,17 @@ impl Frame {
                 }
                 dst.put_slice(data);
             }
-            Frame::Data { id, end_stream, data } => {
-                header(dst, *id, FrameType::Data, if *end_stream { FLAG_END_STREAM } else { 0 });
+            Frame::Data {
+                id,
+                end_stream,
+                data,
+            } => {
+                header(
+                    dst,
+                    *id,
+                    FrameType::Data,
+                    if *end_stream { FLAG_END_STREAM } else { 0 },
+                );
                 dst.put_slice(data);
             }
             Frame::Close { id, status, data } => {
@@ -122,7 +160,11 @@ impl Frame {
                 header(dst, 0, FrameType::Ping, if *ack { FLAG_ACK } else { 0 });
                 dst.put_u64(*payload);
             }
-            Frame::GoAway { last_stream_id, code, reason } => {
+            Frame::GoAway {
+                last_stream_id,
+                code,
+                reason,
+            } => {
                 header(dst, 0, FrameType::GoAway, 0);
                 dst.put_u32(*last_stream_id);
                 dst.put_u8(*code as u8);
@@ -138,7 +180,10 @@ impl Frame {
     /// `max_metadata` bounds an OPEN frame's metadata block; a larger one refuses the stream.
     pub(crate) fn decode(mut raw: Bytes, max_metadata: usize) -> Result<Frame, FrameError> {
         if raw.len() < HEADER_LEN {
-            return Err(protocol(format!("frame of {} bytes is shorter than its header", raw.len())));
+            return Err(protocol(format!(
+                "frame of {} bytes is shorter than its header",
+                raw.len()
+            )));
         }
         let id = raw.get_u32();
         let kind = raw.get_u8();
@@ -159,7 +204,11 @@ impl Frame {
                     let status = Status::resource_exhausted(format!(
                         "call metadata of {md_len} bytes exceeds the limit of {max_metadata}"
                     ));
-                    return Err(FrameError::Refuse { id, status, data_len });
+                    return Err(FrameError::Refuse {
+                        id,
+                        status,
+                        data_len,
+                    });
                 }
                 let md_block = p.split_to(md_len);
                 let metadata = decode_metadata(md_block)?;
@@ -174,16 +223,27 @@ impl Frame {
             }
             2 => {
                 need_stream(id, "DATA")?;
-                Frame::Data { id, end_stream: flags & FLAG_END_STREAM != 0, data: p }
+                Frame::Data {
+                    id,
+                    end_stream: flags & FLAG_END_STREAM != 0,
+                    data: p,
+                }
             }
             3 => {
                 need_stream(id, "CLOSE")?;
                 let code = Code::from_u8(take_u8(&mut p, "CLOSE code")?);
                 let msg_len = take_u32(&mut p, "CLOSE message length")? as usize;
-                let message = utf8(take_bytes(&mut p, msg_len, "CLOSE message")?, "CLOSE message")?;
+                let message = utf8(
+                    take_bytes(&mut p, msg_len, "CLOSE message")?,
+                    "CLOSE message",
+                )?;
                 let details_len = take_u32(&mut p, "CLOSE details length")? as usize;
                 let details = take_bytes(&mut p, details_len, "CLOSE details")?;
-                Frame::Close { id, status: Status::with_details(code, message, details), data: p }
+                Frame::Close {
+                    id,
+                    status: Status::with_details(code, message, details),
+                    data: p,
+                }
             }
             4 => {
                 need_stream(id, "CANCEL")?;
@@ -203,14 +263,21 @@ impl Frame {
                 need_connection(id, "PING")?;
                 let payload = take_u64(&mut p, "PING payload")?;
                 exact_end(&p, "PING")?;
-                Frame::Ping { ack: flags & FLAG_ACK != 0, payload }
+                Frame::Ping {
+                    ack: flags & FLAG_ACK != 0,
+                    payload,
+                }
             }
             7 => {
                 need_connection(id, "GOAWAY")?;
                 let last_stream_id = take_u32(&mut p, "GOAWAY last stream id")?;
                 let code = Code::from_u8(take_u8(&mut p, "GOAWAY code")?);
                 let reason = utf8(p, "GOAWAY reason")?;
-                Frame::GoAway { last_stream_id, code, reason }
+                Frame::GoAway {
+                    last_stream_id,
+                    code,
+                    reason,
+                }
             }
             other => return Err(protocol(format!("unknown frame type {other}"))),
         };
@@ -225,39 +292,64 @@ fn header(dst: &mut BytesMut, id: u32, kind: FrameType, flags: u8) {
 }
 
 fn need_stream(id: u32, what: &str) -> Result<(), FrameError> {
-    if id == 0 { Err(protocol(format!("{what} frame on stream 0"))) } else { Ok(()) }
+    if id == 0 {
+        Err(protocol(format!("{what} frame on stream 0")))
+    } else {
+        Ok(())
+    }
 }
 
 fn need_connection(id: u32, what: &str) -> Result<(), FrameError> {
-    if id != 0 { Err(protocol(format!("{what} frame on stream {id}, not 0"))) } else { Ok(()) }
+    if id != 0 {
+        Err(protocol(format!("{what} frame on stream {id}, not 0")))
+    } else {
+        Ok(())
+    }
 }
 
 fn exact_end(p: &Bytes, what: &str) -> Result<(), FrameError> {
-    if p.is_empty() { Ok(()) } else { Err(protocol(format!("{what} frame has {} trailing bytes", p.len()))) }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(protocol(format!(
+            "{what} frame has {} trailing bytes",
+            p.len()
+        )))
+    }
 }
 
 fn take_u8(p: &mut Bytes, what: &str) -> Result<u8, FrameError> {
-    if p.remaining() < 1 { return Err(truncated(what)) }
+    if p.remaining() < 1 {
+        return Err(truncated(what));
+    }
     Ok(p.get_u8())
 }
 
 fn take_u16(p: &mut Bytes, what: &str) -> Result<u16, FrameError> {
-    if p.remaining() < 2 { return Err(truncated(what)) }
+    if p.remaining() < 2 {
+        return Err(truncated(what));
+    }
     Ok(p.get_u16())
 }
 
 fn take_u32(p: &mut Bytes, what: &str) -> Result<u32, FrameError> {
-    if p.remaining() < 4 { return Err(truncated(what)) }
+    if p.remaining() < 4 {
+        return Err(truncated(what));
+    }
     Ok(p.get_u32())
 }
 
 fn take_u64(p: &mut Bytes, what: &str) -> Result<u64, FrameError> {
-    if p.remaining() < 8 { return Err(truncated(what)) }
+    if p.remaining() < 8 {
+        return Err(truncated(what));
+    }
     Ok(p.get_u64())
 }
 
 fn take_bytes(p: &mut Bytes, len: usize, what: &str) -> Result<Bytes, FrameError> {
-    if p.remaining() < len { return Err(truncated(what)) }
+    if p.remaining() < len {
+        return Err(truncated(what));
+    }
     Ok(p.split_to(len))
 }
 
@@ -275,7 +367,10 @@ fn decode_metadata(mut p: Bytes) -> Result<Metadata, FrameError> {
         let key_len = take_u16(&mut p, "metadata key length")? as usize;
         let key = utf8(take_bytes(&mut p, key_len, "metadata key")?, "metadata key")?;
         let value_len = take_u32(&mut p, "metadata value length")? as usize;
-        let value = utf8(take_bytes(&mut p, value_len, "metadata value")?, "metadata value")?;
+        let value = utf8(
+            take_bytes(&mut p, value_len, "metadata value")?,
+            "metadata value",
+        )?;
         metadata.insert(key, value);
     }
     Ok(metadata)
@@ -289,7 +384,11 @@ mod tests {
         let mut buf = BytesMut::new();
         frame.encode(&mut buf);
         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
-        assert_eq!(len, buf.len() - 4, "length prefix counts the rest of the frame");
+        assert_eq!(
+            len,
+            buf.len() - 4,
+            "length prefix counts the rest of the frame"
+        );
         let decoded = Frame::decode(buf.freeze().slice(4..), 1 << 20).unwrap();
         assert_eq!(decoded, frame);
     }
@@ -313,17 +412,38 @@ mod tests {
             metadata: Metadata::new(),
             data: Bytes::new(),
         });
-        round_trip(Frame::Data { id: 3, end_stream: false, data: Bytes::from_static(b"xyz") });
-        round_trip(Frame::Data { id: 3, end_stream: true, data: Bytes::new() });
+        round_trip(Frame::Data {
+            id: 3,
+            end_stream: false,
+            data: Bytes::from_static(b"xyz"),
+        });
+        round_trip(Frame::Data {
+            id: 3,
+            end_stream: true,
+            data: Bytes::new(),
+        });
         round_trip(Frame::Close {
             id: 5,
             status: Status::with_details(Code::NotFound, "gone", Bytes::from_static(b"\x01")),
             data: Bytes::from_static(b"tail"),
         });
-        round_trip(Frame::Cancel { id: 11, code: Code::DeadlineExceeded });
-        round_trip(Frame::Credit { id: 0, increment: 65536 });
-        round_trip(Frame::Ping { ack: true, payload: 0xdead_beef });
-        round_trip(Frame::GoAway { last_stream_id: 41, code: Code::Unavailable, reason: "bye".into() });
+        round_trip(Frame::Cancel {
+            id: 11,
+            code: Code::DeadlineExceeded,
+        });
+        round_trip(Frame::Credit {
+            id: 0,
+            increment: 65536,
+        });
+        round_trip(Frame::Ping {
+            ack: true,
+            payload: 0xdead_beef,
+        });
+        round_trip(Frame::GoAway {
+            last_stream_id: 41,
+            code: Code::Unavailable,
+            reason: "bye".into(),
+        });
     }
 
     #[test]
@@ -352,13 +472,13 @@ mod tests {
     #[test]
     fn malformed_frames_are_protocol_errors() {
         let cases: &[&[u8]] = &[
-            &[0, 0, 0],                          // shorter than the header
-            &[0, 0, 0, 1, 99, 0],                // unknown type
-            &[0, 0, 0, 0, 2, 0],                 // DATA on stream 0
-            &[0, 0, 0, 1, 6, 0, 1, 2, 3],        // PING on a stream, short payload
-            &[0, 0, 0, 0, 5, 0, 0, 0, 0, 0],     // CREDIT of 0
-            &[0, 0, 0, 1, 1, 0, 0, 9, b'x'],     // OPEN method runs past the end
-            &[0, 0, 0, 1, 4, 0, 1, 2],           // CANCEL with trailing bytes
+            &[0, 0, 0],                                     // shorter than the header
+            &[0, 0, 0, 1, 99, 0],                           // unknown type
+            &[0, 0, 0, 0, 2, 0],                            // DATA on stream 0
+            &[0, 0, 0, 1, 6, 0, 1, 2, 3],                   // PING on a stream, short payload
+            &[0, 0, 0, 0, 5, 0, 0, 0, 0, 0],                // CREDIT of 0
+            &[0, 0, 0, 1, 1, 0, 0, 9, b'x'],                // OPEN method runs past the end
+            &[0, 0, 0, 1, 4, 0, 1, 2],                      // CANCEL with trailing bytes
             &[0, 0, 0, 1, 3, 0, 0, 0xff, 0xff, 0xff, 0xff], // CLOSE message past the end
         ];
         for raw in cases {
@@ -383,7 +503,11 @@ mod tests {
         }
         .encode(&mut buf);
         match Frame::decode(buf.freeze().slice(4..), 64) {
-            Err(FrameError::Refuse { id: 3, status, data_len: 5 }) => {
+            Err(FrameError::Refuse {
+                id: 3,
+                status,
+                data_len: 5,
+            }) => {
                 assert_eq!(status.code(), Code::ResourceExhausted);
             }
             other => panic!("{other:?}"),

@@ -58,7 +58,10 @@ pub(crate) fn parse(bytes: &[u8; PREFACE_LEN]) -> Result<PeerSettings, String> {
         stream_window: word(16),
         connection_window: word(20),
     };
-    if settings.max_frame_size < 1024 || settings.stream_window == 0 || settings.connection_window == 0 {
+    if settings.max_frame_size < 1024
+        || settings.stream_window == 0
+        || settings.connection_window == 0
+    {
         return Err(format!("the peer announced unusable limits: {settings:?}"));
     }
     Ok(settings)

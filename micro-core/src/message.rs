@@ -41,11 +41,21 @@ mod tests {
 
     #[test]
     fn structs_are_maps_with_field_names() {
-        let msg = encode(&Point { x: 1, label: "a".into() }).unwrap();
+        let msg = encode(&Point {
+            x: 1,
+            label: "a".into(),
+        })
+        .unwrap();
         assert_eq!(&msg[..4], &((msg.len() - 4) as u32).to_be_bytes());
         // fixmap of 2, "x": 1, "label": "a"
         assert_eq!(&msg[4..], b"\x82\xa1x\x01\xa5label\xa1a");
-        assert_eq!(decode::<Point>(&msg[4..]).unwrap(), Point { x: 1, label: "a".into() });
+        assert_eq!(
+            decode::<Point>(&msg[4..]).unwrap(),
+            Point {
+                x: 1,
+                label: "a".into()
+            }
+        );
     }
 
     #[test]
@@ -56,7 +66,18 @@ mod tests {
             label: String,
             added: bool,
         }
-        let msg = encode(&PointV2 { x: 5, label: "b".into(), added: true }).unwrap();
-        assert_eq!(decode::<Point>(&msg[4..]).unwrap(), Point { x: 5, label: "b".into() });
+        let msg = encode(&PointV2 {
+            x: 5,
+            label: "b".into(),
+            added: true,
+        })
+        .unwrap();
+        assert_eq!(
+            decode::<Point>(&msg[4..]).unwrap(),
+            Point {
+                x: 5,
+                label: "b".into()
+            }
+        );
     }
 }

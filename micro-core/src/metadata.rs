@@ -33,12 +33,18 @@ impl Metadata {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in the order they were inserted.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All pairs, in the order they were inserted.
@@ -58,7 +64,10 @@ impl Metadata {
 
     /// The size of the pairs' wire encoding in bytes.
     pub(crate) fn encoded_len(&self) -> usize {
-        self.entries.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum()
+        self.entries
+            .iter()
+            .map(|(k, v)| 2 + k.len() + 4 + v.len())
+            .sum()
     }
 }
 
@@ -70,6 +79,11 @@ impl fmt::Debug for Metadata {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Metadata {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Metadata {
-        Metadata { entries: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Metadata {
+            entries: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 }

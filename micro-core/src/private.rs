@@ -10,18 +10,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::args::EncodeArgs;
-use crate::client::{BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall};
+use crate::client::{
+    BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall,
+};
 use crate::{Client, Status};
 
 pub use crate::args::{DecodeArgs, EncodeArgs as EncodeArguments};
 pub use crate::server::{
-    ServerCall, ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary,
-    unknown_method,
+    ServerCall, ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming,
+    serve_unary, unknown_method,
 };
 pub use tokio::net::ToSocketAddrs;
 
 /// A handler's future: the final reply message (unary) or none (streams), or the call's error.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>, Status>> + Send + 'static>>;
+pub type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<Option<Bytes>, Status>> + Send + 'static>>;
 
 /// Builds a unary call.
 pub fn call_unary<A: EncodeArgs, R: DeserializeOwned>(

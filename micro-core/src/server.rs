@@ -8,7 +8,8 @@ mod router;
 
 pub use call::ServerCall;
 pub use handler::{
-    ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary, unknown_method,
+    ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary,
+    unknown_method,
 };
 pub use request_stream::RequestStream;
 pub(crate) use router::Router;
@@ -47,7 +48,11 @@ pub struct Server;
 impl Server {
     /// Starts configuring a server.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { router: Router::default(), config: Config::default(), grace_period: Duration::from_secs(30) }
+        ServerBuilder {
+            router: Router::default(),
+            config: Config::default(),
+            grace_period: Duration::from_secs(30),
+        }
     }
 }
 
@@ -138,7 +143,11 @@ impl ServerBuilder {
     /// # Errors
     ///
     /// If `addr` cannot be bound, or the settings are unusable.
-    pub async fn serve_with_shutdown(self, addr: impl ToSocketAddrs, signal: impl Future<Output = ()>) -> io::Result<()> {
+    pub async fn serve_with_shutdown(
+        self,
+        addr: impl ToSocketAddrs,
+        signal: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
         self.serve_listener_with_shutdown(listener, signal).await
     }
@@ -178,12 +187,17 @@ impl ServerBuilder {
     /// # Errors
     ///
     /// If the settings are unusable.
-    pub async fn serve_incoming<S, IO>(self, incoming: S, signal: impl Future<Output = ()>) -> io::Result<()>
+    pub async fn serve_incoming<S, IO>(
+        self,
+        incoming: S,
+        signal: impl Future<Output = ()>,
+    ) -> io::Result<()>
     where
         S: Stream<Item = io::Result<IO>>,
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        self.serve_connections(incoming.map(|io| io.map(|io| (io, None))), signal).await
+        self.serve_connections(incoming.map(|io| io.map(|io| (io, None))), signal)
+            .await
     }
 
     /// Serves one already-established connection until it closes.
@@ -197,15 +211,29 @@ impl ServerBuilder {
     {
         self.check()?;
         let never = CancellationToken::new();
-        serve_connection(io, None, Arc::new(self.router), self.config, never.clone(), never).await;
+        serve_connection(
+            io,
+            None,
+            Arc::new(self.router),
+            self.config,
+            never.clone(),
+            never,
+        )
+        .await;
         Ok(())
     }
 
     fn check(&self) -> io::Result<()> {
-        self.config.validate().map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))
+        self.config
+            .validate()
+            .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))
     }
 
-    async fn serve_connections<S, IO>(self, incoming: S, signal: impl Future<Output = ()>) -> io::Result<()>
+    async fn serve_connections<S, IO>(
+        self,
+        incoming: S,
+        signal: impl Future<Output = ()>,
+    ) -> io::Result<()>
     where
         S: Stream<Item = io::Result<(IO, Option<SocketAddr>)>>,
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -264,7 +292,12 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let peer = match tokio::time::timeout(config.handshake_timeout, handshake::server(&mut io, &config)).await {
+    let peer = match tokio::time::timeout(
+        config.handshake_timeout,
+        handshake::server(&mut io, &config),
+    )
+    .await
+    {
         Ok(Ok(peer)) => peer,
         Ok(Err(err)) => {
             tracing::info!(peer = ?peer_addr, %err, "handshake failed");
@@ -313,6 +346,8 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.close(Status::unavailable("the server stopped serving this connection"));
+        self.0.close(Status::unavailable(
+            "the server stopped serving this connection",
+        ));
     }
 }

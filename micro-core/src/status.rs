@@ -138,12 +138,24 @@ macro_rules! constructors {
 impl Status {
     /// A status with `code` and `message` and no details.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into(), details: Bytes::new() }
+        Status {
+            code,
+            message: message.into(),
+            details: Bytes::new(),
+        }
     }
 
     /// A status with binary `details` for programs (for example an encoded error struct).
-    pub fn with_details(code: Code, message: impl Into<String>, details: impl Into<Bytes>) -> Status {
-        Status { code, message: message.into(), details: details.into() }
+    pub fn with_details(
+        code: Code,
+        message: impl Into<String>,
+        details: impl Into<Bytes>,
+    ) -> Status {
+        Status {
+            code,
+            message: message.into(),
+            details: details.into(),
+        }
     }
 
     constructors! {

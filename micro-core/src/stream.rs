@@ -38,6 +38,15 @@ struct State {
 /// The most credit a stream may hold (the window field is a signed 31-bit quantity).
 pub(crate) const MAX_CREDIT: u32 = i32::MAX as u32;
 
+/// What taking a DATA payload caused.
+#[derive(Debug)]
+pub(crate) struct Pushed {
+    /// Bytes released for the connection's window.
+    pub(crate) released: u32,
+    /// A stream credit grant to send.
+    pub(crate) grant: Option<u32>,
+}
+
 /// A message taken from a stream, with the flow-control work it caused.
 #[derive(Debug)]
 pub(crate) struct Received {
@@ -72,24 +81,32 @@ impl Stream {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a DATA payload from the peer. `Ok(released)` counts bytes released at once.
-    pub(crate) fn push(&self, data: Bytes, end: bool) -> Result<u32, InboundError> {
+    /// Takes a DATA payload from the peer.
+    pub(crate) fn push(&self, data: Bytes, end: bool) -> Result<Pushed, InboundError> {
         let mut s = self.lock();
         s.started = true;
         if s.recv_end.is_some() {
             // The call already ended on this side (e.g. failed); the bytes are dropped unread.
-            return Ok(data.len() as u32);
+            return Ok(Pushed {
+                released: data.len() as u32,
+                grant: None,
+            });
         }
         let released = s.inbound.push(data)?;
+        // Bytes of a message the reader is waiting for were released on arrival: grant them now,
+        // or a message larger than the window would never complete.
+        let grant = if end { None } else { s.inbound.take_grant() };
         if end {
             s.recv_end = Some(if s.inbound.mid_message() {
-                Err(Status::invalid_argument("the stream ended in the middle of a message"))
+                Err(Status::invalid_argument(
+                    "the stream ended in the middle of a message",
+                ))
             } else {
                 Ok(())
             });
         }
         wake(&mut s.recv_waker);
-        Ok(released)
+        Ok(Pushed { released, grant })
     }
 
     /// Ends the peer's side (CLOSE on the client). Messages queued before stay readable.
@@ -97,7 +114,12 @@ impl Stream {
         let mut s = self.lock();
         s.started = true;
         if s.recv_end.is_none() {
-            s.recv_end = Some(result);
+            s.recv_end = Some(match result {
+                Ok(()) if s.inbound.mid_message() => Err(Status::internal(
+                    "the server ended the call in the middle of a message",
+                )),
+                result => result,
+            });
         }
         if s.send_end.is_none() {
             s.send_end = Some(Status::cancelled("the call has ended"));
@@ -133,17 +155,29 @@ impl Stream {
     }
 
     /// The next message, the end of the peer's side (`None`), or why the call failed.
-    pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Received, Status>>> {
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Received, Status>>> {
         let mut s = self.lock();
-        if let Some(Err(status)) = &s.recv_end {
-            return Poll::Ready(Some(Err(status.clone())));
-        }
+        // Messages that arrived before the end come first, even before an error (a local
+        // failure discards them, so they are only ever the peer's).
         if let Some((body, released)) = s.inbound.pop() {
-            let grant = if s.recv_end.is_none() { s.inbound.take_grant() } else { None };
-            return Poll::Ready(Some(Ok(Received { body, released, grant })));
+            let grant = if s.recv_end.is_none() {
+                s.inbound.take_grant()
+            } else {
+                None
+            };
+            return Poll::Ready(Some(Ok(Received {
+                body,
+                released,
+                grant,
+            })));
         }
-        if s.recv_end.is_some() {
-            return Poll::Ready(None);
+        match &s.recv_end {
+            Some(Err(status)) => return Poll::Ready(Some(Err(status.clone()))),
+            Some(Ok(())) => return Poll::Ready(None),
+            None => {}
         }
         set_waker(&mut s.recv_waker, cx);
         Poll::Pending
@@ -176,7 +210,11 @@ impl Stream {
     }
 
     /// Takes up to `want` bytes of send credit, waiting while there is none.
-    pub(crate) fn poll_credit(&self, cx: &mut TaskContext<'_>, want: u32) -> Poll<Result<u32, Status>> {
+    pub(crate) fn poll_credit(
+        &self,
+        cx: &mut TaskContext<'_>,
+        want: u32,
+    ) -> Poll<Result<u32, Status>> {
         let mut s = self.lock();
         if let Some(status) = &s.send_end {
             return Poll::Ready(Err(status.clone()));
@@ -243,5 +281,90 @@ fn set_waker(slot: &mut Option<Waker>, cx: &TaskContext<'_>) {
     match slot {
         Some(w) if w.will_wake(cx.waker()) => {}
         _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    fn message(len: usize) -> Vec<u8> {
+        let mut wire = (len as u32).to_be_bytes().to_vec();
+        wire.extend(std::iter::repeat_n(9u8, len));
+        wire
+    }
+
+    fn recv(stream: &Stream) -> Poll<Option<Result<Received, Status>>> {
+        stream.poll_recv(&mut TaskContext::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_message_larger_than_the_window_completes_while_the_reader_waits() {
+        let stream = Stream::new(1, 16, 1024, 0);
+        assert!(recv(&stream).is_pending(), "the reader waits");
+        let wire = message(100);
+        let (mut sent, mut credit) = (0, 16usize);
+        while sent < wire.len() {
+            let n = credit.min(wire.len() - sent);
+            assert!(
+                n > 0,
+                "the sender stalled after {sent} bytes: no credit came back"
+            );
+            let pushed = stream
+                .push(Bytes::copy_from_slice(&wire[sent..sent + n]), false)
+                .unwrap();
+            sent += n;
+            credit = credit - n + pushed.grant.unwrap_or(0) as usize;
+        }
+        match recv(&stream) {
+            Poll::Ready(Some(Ok(received))) => assert_eq!(received.body.len(), 100),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_before_a_final_error_are_delivered_first() {
+        let stream = Stream::new(1, 1024, 1024, 0);
+        let mut wire = message(1);
+        wire.extend(message(2));
+        stream.push(Bytes::from(wire), false).unwrap();
+        stream.end_recv(Err(Status::aborted("late failure")));
+        for len in [1, 2] {
+            match recv(&stream) {
+                Poll::Ready(Some(Ok(received))) => assert_eq!(received.body.len(), len),
+                other => panic!("{other:?}"),
+            }
+        }
+        match recv(&stream) {
+            Poll::Ready(Some(Err(status))) => assert_eq!(status.code(), crate::Code::Aborted),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_end_in_the_middle_of_a_message_is_an_error() {
+        let stream = Stream::new(1, 1024, 1024, 0);
+        stream
+            .push(Bytes::from(message(10)[..7].to_vec()), false)
+            .unwrap();
+        stream.end_recv(Ok(()));
+        match recv(&stream) {
+            Poll::Ready(Some(Err(status))) => assert_eq!(status.code(), crate::Code::Internal),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_local_failure_discards_what_was_queued() {
+        let stream = Stream::new(1, 1024, 1024, 0);
+        stream.push(Bytes::from(message(3)), false).unwrap();
+        assert_eq!(
+            stream.fail(Status::cancelled("gone")),
+            7,
+            "the queued bytes are released"
+        );
+        assert!(matches!(recv(&stream), Poll::Ready(Some(Err(_)))));
     }
 }

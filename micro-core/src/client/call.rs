@@ -54,14 +54,23 @@ impl Call {
         let timeout = options.timeout.or(client.default_timeout());
         let deadline = timeout.map(|t| Instant::now() + t);
         let (stream, rest) = conn.open(method, timeout, options.metadata, args, end_stream)?;
-        let call = Call { conn, stream, deadline };
+        let call = Call {
+            conn,
+            stream,
+            deadline,
+        };
         if let Some(args) = rest {
-            call.conn.send_message(&call.stream, args, end_stream).await?;
+            call.conn
+                .send_message(&call.stream, args, end_stream)
+                .await?;
         }
         Ok(call)
     }
 
-    pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Bytes, Status>>> {
         self.conn.poll_recv(&self.stream, cx)
     }
 
@@ -83,7 +92,11 @@ impl Call {
         let body = match self.recv().await {
             Some(Ok(body)) => body,
             Some(Err(status)) => return Err(status),
-            None => return Err(Status::internal("the server ended the call without a reply")),
+            None => {
+                return Err(Status::internal(
+                    "the server ended the call without a reply",
+                ));
+            }
         };
         match self.recv().await {
             None => decode(&body),
@@ -102,7 +115,9 @@ impl Drop for Call {
         if self.stream.recv_ended() {
             self.conn.forget(&self.stream);
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.cancel(Status::deadline_exceeded("the call's deadline passed on the client"));
+            self.cancel(Status::deadline_exceeded(
+                "the call's deadline passed on the client",
+            ));
         } else {
             self.cancel(Status::cancelled("the client dropped the call"));
         }
@@ -112,11 +127,17 @@ impl Drop for Call {
 /// Decodes a reply message.
 pub(crate) fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, Status> {
     message::decode(body).map_err(|err| {
-        Status::internal(format!("a reply does not decode as {}: {err}", std::any::type_name::<R>()))
+        Status::internal(format!(
+            "a reply does not decode as {}: {err}",
+            std::any::type_name::<R>()
+        ))
     })
 }
 
-async fn with_deadline<T>(deadline: Option<Instant>, fut: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+async fn with_deadline<T>(
+    deadline: Option<Instant>,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
     match deadline {
         None => fut.await,
         Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
@@ -127,7 +148,10 @@ async fn with_deadline<T>(deadline: Option<Instant>, fut: impl Future<Output = R
 }
 
 fn deadline_of(client: &Client, options: &Options) -> Option<Instant> {
-    options.timeout.or(client.default_timeout()).map(|t| Instant::now() + t)
+    options
+        .timeout
+        .or(client.default_timeout())
+        .map(|t| Instant::now() + t)
 }
 
 /// How sending a request stream ended.
@@ -141,7 +165,11 @@ pub(crate) enum PumpEnd {
 }
 
 /// Sends every item of `items` on the call's stream, then half-closes.
-pub(crate) async fn pump<I: Serialize>(conn: &Connection, stream: &CallStream, items: impl Stream<Item = I>) -> PumpEnd {
+pub(crate) async fn pump<I: Serialize>(
+    conn: &Connection,
+    stream: &CallStream,
+    items: impl Stream<Item = I>,
+) -> PumpEnd {
     let mut items = pin!(items);
     while let Some(item) = items.next().await {
         let msg = match message::encode(&item).and_then(|msg| conn.check_size(msg)) {
@@ -255,7 +283,8 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for UnaryCall<R> {
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             with_deadline(deadline, async {
-                let call = Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                let call =
+                    Call::start(&self.client, self.method, self.args, self.options, true).await?;
                 call.reply().await
             })
             .await
@@ -271,7 +300,8 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for ServerStreamingCall<R>
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             let call = with_deadline(deadline, async {
-                let call = Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                let call =
+                    Call::start(&self.client, self.method, self.args, self.options, true).await?;
                 call.accepted().await?;
                 Ok(call)
             })
@@ -293,7 +323,8 @@ where
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             with_deadline(deadline, async {
-                let call = Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                let call =
+                    Call::start(&self.client, self.method, self.args, self.options, false).await?;
                 let sending = pin!(pump(&call.conn, &call.stream, self.items));
                 let reply = pin!(call.reply::<R>());
                 match select(sending, reply).await {
@@ -321,7 +352,8 @@ where
             let deadline = deadline_of(&self.client, &self.options);
             let items = self.items;
             let (call, sender) = with_deadline(deadline, async {
-                let call = Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                let call =
+                    Call::start(&self.client, self.method, self.args, self.options, false).await?;
                 // Requests flow while the caller reads replies, so they get a task of their own,
                 // started before waiting for the server: a handler may read before it answers.
                 let (conn, stream) = (call.conn.clone(), call.stream.clone());
@@ -350,7 +382,11 @@ where
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
-            let call = with_deadline(deadline, Call::start(&self.client, self.method, self.args, self.options, false)).await?;
+            let call = with_deadline(
+                deadline,
+                Call::start(&self.client, self.method, self.args, self.options, false),
+            )
+            .await?;
             let sender = DuplexSender::new(call.conn.clone(), call.stream.clone());
             Ok(Duplex::new(sender, ResponseStream::new(call, None)))
         })

@@ -75,7 +75,10 @@ impl<I, R: DeserializeOwned> Stream for Duplex<I, R> {
 
 impl<I, R> fmt::Debug for Duplex<I, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Duplex").field("sender", &self.sender).field("receiver", &self.receiver).finish()
+        f.debug_struct("Duplex")
+            .field("sender", &self.sender)
+            .field("receiver", &self.receiver)
+            .finish()
     }
 }
 
@@ -90,7 +93,12 @@ pub struct DuplexSender<I> {
 
 impl<I> DuplexSender<I> {
     pub(crate) fn new(conn: Connection, stream: Arc<CallStream>) -> DuplexSender<I> {
-        DuplexSender { conn, stream, closed: false, _item: PhantomData }
+        DuplexSender {
+            conn,
+            stream,
+            closed: false,
+            _item: PhantomData,
+        }
     }
 
     /// Ends the request stream; the server still replies until it ends the call.
@@ -100,7 +108,9 @@ impl<I> DuplexSender<I> {
     /// `FailedPrecondition` if it was closed already.
     pub fn close_send(&mut self) -> Result<(), Status> {
         if self.closed {
-            return Err(Status::failed_precondition("the request stream is closed already"));
+            return Err(Status::failed_precondition(
+                "the request stream is closed already",
+            ));
         }
         self.closed = true;
         self.conn.close_send(&self.stream);
@@ -139,6 +149,9 @@ impl<I> Drop for DuplexSender<I> {
 
 impl<I> fmt::Debug for DuplexSender<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DuplexSender").field("stream", &self.stream.id).field("closed", &self.closed).finish()
+        f.debug_struct("DuplexSender")
+            .field("stream", &self.stream.id)
+            .field("closed", &self.closed)
+            .finish()
     }
 }

@@ -31,7 +31,13 @@ pub struct ResponseStream<T> {
 impl<T> ResponseStream<T> {
     pub(crate) fn new(call: Call, sender: Option<AbortOnDrop>) -> ResponseStream<T> {
         let sleep = call.deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-        ResponseStream { call, sleep, _sender: sender, done: false, _item: PhantomData }
+        ResponseStream {
+            call,
+            sleep,
+            _sender: sender,
+            done: false,
+            _item: PhantomData,
+        }
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<T, Status>>> {
@@ -53,7 +59,9 @@ impl<T: DeserializeOwned> ResponseStream<T> {
     ///
     /// The status the call failed with.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
-        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
     }
 }
 
@@ -90,6 +98,9 @@ impl<T: DeserializeOwned> Stream for ResponseStream<T> {
 
 impl<T> fmt::Debug for ResponseStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseStream").field("stream", &self.call.stream.id).field("done", &self.done).finish()
+        f.debug_struct("ResponseStream")
+            .field("stream", &self.call.stream.id)
+            .field("done", &self.done)
+            .finish()
     }
 }

@@ -39,14 +39,20 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
                 return;
             }
             None => {
-                conn.close(Status::unavailable("connection lost: the peer closed the connection"));
+                conn.close(Status::unavailable(
+                    "connection lost: the peer closed the connection",
+                ));
                 return;
             }
         };
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
             Err(FrameError::Protocol(reason)) => Err(reason),
-            Err(FrameError::Refuse { id, status, data_len }) => crate::server::dispatch::refuse(&conn, id, status, data_len),
+            Err(FrameError::Refuse {
+                id,
+                status,
+                data_len,
+            }) => crate::server::dispatch::refuse(&conn, id, status, data_len),
         };
         if let Err(reason) = result {
             conn.protocol_error(reason);

@@ -20,7 +20,11 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Writes queued frames until the connection closes or a shutdown is asked for.
-pub(crate) async fn run<W: AsyncWrite + Unpin>(conn: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Out>, mut write: W) {
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
+    conn: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut write: W,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         let first = tokio::select! {
@@ -44,7 +48,10 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(conn: Arc<Shared>, mut rx: mpsc::
             }
         }
         if !buf.is_empty() {
-            let io = async { write.write_all(&buf).await?; write.flush().await };
+            let io = async {
+                write.write_all(&buf).await?;
+                write.flush().await
+            };
             let written = if shutdown {
                 // Last words (GOAWAY, final CLOSEs): a peer that does not read gets no more time.
                 match tokio::time::timeout(LAST_WRITE, io).await {

@@ -27,7 +27,10 @@ pub(crate) struct FrameCodec {
 impl FrameCodec {
     /// A decoder for frames whose payload (after the 6-byte header) is at most `max_payload`.
     pub(crate) fn new(max_payload: usize) -> FrameCodec {
-        FrameCodec { max_frame_len: max_payload + HEADER_LEN, pending: None }
+        FrameCodec {
+            max_frame_len: max_payload + HEADER_LEN,
+            pending: None,
+        }
     }
 }
 
@@ -46,7 +49,10 @@ impl Decoder for FrameCodec {
                 if len > self.max_frame_len {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("frame of {len} bytes exceeds the limit of {}", self.max_frame_len),
+                        format!(
+                            "frame of {len} bytes exceeds the limit of {}",
+                            self.max_frame_len
+                        ),
                     ));
                 }
                 src.advance(4);
@@ -72,10 +78,16 @@ mod tests {
     fn splits_frames_and_waits_for_partial_ones() {
         let mut codec = FrameCodec::new(100);
         let mut buf = BytesMut::from(&[0, 0, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 9][..]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &[1, 2, 3, 4, 5, 6][..]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap(),
+            &[1, 2, 3, 4, 5, 6][..]
+        );
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(&[8, 7, 6, 5, 4, 3]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), &[9, 8, 7, 6, 5, 4, 3][..]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap(),
+            &[9, 8, 7, 6, 5, 4, 3][..]
+        );
         assert!(buf.is_empty());
     }
 
@@ -94,6 +106,10 @@ mod tests {
         buf.extend_from_slice(&(16u32 << 20).to_be_bytes());
         buf.extend_from_slice(&[0]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
-        assert!(buf.capacity() <= 2 * RESERVE_AHEAD, "reserved {}", buf.capacity());
+        assert!(
+            buf.capacity() <= 2 * RESERVE_AHEAD,
+            "reserved {}",
+            buf.capacity()
+        );
     }
 }

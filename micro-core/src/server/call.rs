@@ -28,7 +28,11 @@ pub struct ServerCall {
 
 impl ServerCall {
     pub(crate) fn new(conn: Arc<Shared>, stream: Arc<Stream>, context: Context) -> ServerCall {
-        ServerCall { conn, stream, context }
+        ServerCall {
+            conn,
+            stream,
+            context,
+        }
     }
 }
 
@@ -48,7 +52,12 @@ impl Drop for Running {
 }
 
 /// Runs one call's handler to its end and answers the client.
-pub(crate) async fn run(conn: Arc<Shared>, stream: Arc<Stream>, deadline: Option<Instant>, handler: HandlerFuture) {
+pub(crate) async fn run(
+    conn: Arc<Shared>,
+    stream: Arc<Stream>,
+    deadline: Option<Instant>,
+    handler: HandlerFuture,
+) {
     let running = Running(conn.clone());
     let mut handler = Some(AssertUnwindSafe(handler).catch_unwind());
     let mut sleep = pin!(deadline.map(tokio::time::sleep_until));
@@ -61,7 +70,11 @@ pub(crate) async fn run(conn: Arc<Shared>, stream: Arc<Stream>, deadline: Option
         {
             return Poll::Ready(Outcome::Deadline);
         }
-        handler.as_mut().expect("polled after completion").poll_unpin(cx).map(Outcome::Done)
+        handler
+            .as_mut()
+            .expect("polled after completion")
+            .poll_unpin(cx)
+            .map(Outcome::Done)
     })
     .await;
     // Cancellation means the handler's future is dropped, before the client hears anything.
@@ -72,9 +85,15 @@ pub(crate) async fn run(conn: Arc<Shared>, stream: Arc<Stream>, deadline: Option
         Outcome::Done(Err(panic)) => {
             let what = panic_message(&*panic);
             tracing::error!(stream = stream.id, panic = %what, "handler panicked");
-            (Status::internal(format!("the handler panicked: {what}")), None)
+            (
+                Status::internal(format!("the handler panicked: {what}")),
+                None,
+            )
         }
-        Outcome::Deadline => (Status::deadline_exceeded("the call's deadline passed on the server"), None),
+        Outcome::Deadline => (
+            Status::deadline_exceeded("the call's deadline passed on the server"),
+            None,
+        ),
         // A cancelled or disconnected call is no longer in the table, so nothing is sent; a
         // call stopped for bad input is, and the client learns why.
         Outcome::Aborted(status) => (status, None),

@@ -36,12 +36,20 @@ pub(crate) fn open(
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     let context = Context::new(route.method.full_name, metadata, deadline, conn.peer_addr);
-    let handler = route.service.call(route.index, ServerCall::new(conn.clone(), stream.clone(), context));
+    let handler = route.service.call(
+        route.index,
+        ServerCall::new(conn.clone(), stream.clone(), context),
+    );
     tokio::spawn(call::run(conn.clone(), stream, deadline, handler));
     Ok(())
 }
 
 /// Refuses stream `id` with `status` (the OPEN frame carried `data_len` bytes of messages).
-pub(crate) fn refuse(conn: &Shared, id: u32, status: Status, data_len: usize) -> Result<(), String> {
+pub(crate) fn refuse(
+    conn: &Shared,
+    id: u32,
+    status: Status,
+    data_len: usize,
+) -> Result<(), String> {
     conn.refuse_open(id, status, data_len as u32)
 }

@@ -19,11 +19,16 @@ use crate::private::HandlerFuture;
 use crate::{Context, Status, message};
 
 /// Reads and decodes the call's first message: the method's plain arguments.
-async fn recv_args<A: DecodeArgs>(call: &ServerCall, names: &'static [&'static str]) -> Result<A, Status> {
+async fn recv_args<A: DecodeArgs>(
+    call: &ServerCall,
+    names: &'static [&'static str],
+) -> Result<A, Status> {
     match poll_fn(|cx| call.conn.poll_recv(&call.stream, cx)).await {
         Some(Ok(body)) => A::decode_args(names, &body),
         Some(Err(status)) => Err(status),
-        None => Err(Status::invalid_argument("the call ended before its arguments arrived")),
+        None => Err(Status::invalid_argument(
+            "the call ended before its arguments arrived",
+        )),
     }
 }
 
@@ -35,7 +40,11 @@ where
     E: Into<Status>,
 {
     // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
-    call.conn.push(Frame::Data { id: call.stream.id, end_stream: false, data: Bytes::new() });
+    call.conn.push(Frame::Data {
+        id: call.stream.id,
+        end_stream: false,
+        data: Bytes::new(),
+    });
     let mut responses = pin!(responses);
     while let Some(item) = responses.next().await {
         let msg = message::encode(&item.map_err(Into::into)?)?;
@@ -45,7 +54,11 @@ where
 }
 
 /// One request, one reply.
-pub fn serve_unary<A, R, E, F, Fut>(call: ServerCall, names: &'static [&'static str], f: F) -> HandlerFuture
+pub fn serve_unary<A, R, E, F, Fut>(
+    call: ServerCall,
+    names: &'static [&'static str],
+    f: F,
+) -> HandlerFuture
 where
     A: DecodeArgs + Send + 'static,
     R: Serialize + Send + 'static,
@@ -99,7 +112,9 @@ where
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
         let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
-        let reply = f(call.context.clone(), args, requests).await.map_err(Into::into)?;
+        let reply = f(call.context.clone(), args, requests)
+            .await
+            .map_err(Into::into)?;
         Ok(Some(message::encode(&reply)?))
     })
 }
@@ -123,7 +138,9 @@ where
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
         let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
-        let responses = f(call.context.clone(), args, requests).await.map_err(Into::into)?;
+        let responses = f(call.context.clone(), args, requests)
+            .await
+            .map_err(Into::into)?;
         send_all(&call, responses).await
     })
 }
@@ -131,7 +148,12 @@ where
 /// A method index the service does not have (the router only routes known names, so this is
 /// a mismatch between a descriptor and its dispatch).
 pub fn unknown_method(call: ServerCall) -> HandlerFuture {
-    Box::pin(async move { Err(Status::unimplemented(format!("no handler for {}", call.context.method()))) })
+    Box::pin(async move {
+        Err(Status::unimplemented(format!(
+            "no handler for {}",
+            call.context.method()
+        )))
+    })
 }
 
 /// Wraps each item of an infallible stream in `Ok`.

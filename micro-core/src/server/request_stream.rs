@@ -28,7 +28,12 @@ pub struct RequestStream<T> {
 
 impl<T> RequestStream<T> {
     pub(crate) fn new(conn: Arc<Shared>, stream: Arc<CallStream>) -> RequestStream<T> {
-        RequestStream { conn, stream, failed: false, _item: PhantomData }
+        RequestStream {
+            conn,
+            stream,
+            failed: false,
+            _item: PhantomData,
+        }
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<T>> {
@@ -64,6 +69,8 @@ impl<T: DeserializeOwned> Stream for RequestStream<T> {
 
 impl<T> fmt::Debug for RequestStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestStream").field("stream", &self.stream.id).finish_non_exhaustive()
+        f.debug_struct("RequestStream")
+            .field("stream", &self.stream.id)
+            .finish_non_exhaustive()
     }
 }

@@ -36,18 +36,29 @@ impl Router {
         );
         self.services.push(descriptor.name);
         for (index, method) in descriptor.methods.iter().enumerate() {
-            self.routes.insert(method.full_name, Route { service: service.clone(), index, method });
+            self.routes.insert(
+                method.full_name,
+                Route {
+                    service: service.clone(),
+                    index,
+                    method,
+                },
+            );
         }
     }
 
     /// The route for a method name as it arrived on the wire.
     pub(crate) fn get(&self, method: &[u8]) -> Option<&Route> {
-        std::str::from_utf8(method).ok().and_then(|m| self.routes.get(m))
+        std::str::from_utf8(method)
+            .ok()
+            .and_then(|m| self.routes.get(m))
     }
 }
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Router").field("services", &self.services).finish_non_exhaustive()
+        f.debug_struct("Router")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
     }
 }

@@ -33,8 +33,16 @@ struct Queued {
 enum Partial {
     #[default]
     None,
-    Prefix { bytes: [u8; PREFIX_LEN], have: usize, owed: u32 },
-    Body { buf: BytesMut, expected: usize, owed: u32 },
+    Prefix {
+        bytes: [u8; PREFIX_LEN],
+        have: usize,
+        owed: u32,
+    },
+    Body {
+        buf: BytesMut,
+        expected: usize,
+        owed: u32,
+    },
 }
 
 /// Queued messages and window accounting of one stream.
@@ -67,7 +75,10 @@ impl Inbound {
     pub(crate) fn push(&mut self, data: Bytes) -> Result<u32, InboundError> {
         let available = self.window - self.outstanding;
         if data.len() > available as usize {
-            return Err(InboundError::FlowControl { len: data.len(), available });
+            return Err(InboundError::FlowControl {
+                len: data.len(),
+                available,
+            });
         }
         self.outstanding += data.len() as u32;
         let before = self.released;
@@ -89,7 +100,11 @@ impl Inbound {
                         let mut bytes = [0; PREFIX_LEN];
                         bytes[..data.len()].copy_from_slice(&data);
                         let n = data.len();
-                        self.partial = Partial::Prefix { bytes, have: n, owed: 0 };
+                        self.partial = Partial::Prefix {
+                            bytes,
+                            have: n,
+                            owed: 0,
+                        };
                         self.hold(n);
                         data.clear();
                         continue;
@@ -100,13 +115,20 @@ impl Inbound {
                     if data.len() >= total {
                         let body = data.slice(PREFIX_LEN..total);
                         data.advance(total);
-                        self.queue.push_back(Queued { body, owed: total as u32 });
+                        self.queue.push_back(Queued {
+                            body,
+                            owed: total as u32,
+                        });
                     } else {
                         let n = data.len();
                         let mut buf = BytesMut::with_capacity((len as usize).min(n.max(16 << 10)));
                         buf.extend_from_slice(&data[PREFIX_LEN..]);
                         data.clear();
-                        self.partial = Partial::Body { buf, expected: len as usize, owed: 0 };
+                        self.partial = Partial::Body {
+                            buf,
+                            expected: len as usize,
+                            owed: 0,
+                        };
                         self.hold(n);
                     }
                 }
@@ -120,7 +142,11 @@ impl Inbound {
                         let Partial::Prefix { owed, .. } = std::mem::take(&mut self.partial) else {
                             unreachable!()
                         };
-                        self.partial = Partial::Body { buf: BytesMut::new(), expected: len as usize, owed };
+                        self.partial = Partial::Body {
+                            buf: BytesMut::new(),
+                            expected: len as usize,
+                            owed,
+                        };
                         self.check_len(len)?;
                     }
                     self.hold(n);
@@ -159,14 +185,22 @@ impl Inbound {
         if let Partial::Body { buf, expected, .. } = &self.partial
             && buf.len() == *expected
         {
-            let Partial::Body { buf, owed, .. } = std::mem::take(&mut self.partial) else { unreachable!() };
-            self.queue.push_back(Queued { body: buf.freeze(), owed });
+            let Partial::Body { buf, owed, .. } = std::mem::take(&mut self.partial) else {
+                unreachable!()
+            };
+            self.queue.push_back(Queued {
+                body: buf.freeze(),
+                owed,
+            });
         }
     }
 
     fn check_len(&self, len: u32) -> Result<(), InboundError> {
         if len > self.max_message {
-            Err(InboundError::TooLarge { len, max: self.max_message })
+            Err(InboundError::TooLarge {
+                len,
+                max: self.max_message,
+            })
         } else {
             Ok(())
         }
@@ -244,7 +278,11 @@ mod tests {
         assert_eq!(inbound.push(data.clone()).unwrap(), 0);
         let (first, released) = inbound.pop().unwrap();
         assert_eq!((&first[..], released), (&b"one"[..], 7));
-        assert_eq!(first.as_ptr(), data[4..].as_ptr(), "a slice of the frame, not a copy");
+        assert_eq!(
+            first.as_ptr(),
+            data[4..].as_ptr(),
+            "a slice of the frame, not a copy"
+        );
         assert_eq!(inbound.pop().unwrap().0, &b""[..]);
         assert_eq!(inbound.pop().unwrap().0, &b"three"[..]);
         assert!(inbound.pop().is_none());
@@ -260,7 +298,11 @@ mod tests {
                 for part in [&wire[..cut_a], &wire[cut_a..cut_b], &wire[cut_b..]] {
                     inbound.push(Bytes::copy_from_slice(part)).unwrap();
                 }
-                assert_eq!(inbound.pop().unwrap().0, &b"hello world"[..], "cuts {cut_a} {cut_b}");
+                assert_eq!(
+                    inbound.pop().unwrap().0,
+                    &b"hello world"[..],
+                    "cuts {cut_a} {cut_b}"
+                );
                 assert_eq!(inbound.pop().unwrap().0, &b"!"[..]);
                 assert!(!inbound.mid_message());
             }
@@ -272,13 +314,21 @@ mod tests {
         let mut inbound = Inbound::new(10, 1024);
         inbound.push(Bytes::from(msg(b"abc"))).unwrap();
         let err = inbound.push(Bytes::from(msg(b"abc"))).unwrap_err();
-        assert_eq!(err, InboundError::FlowControl { len: 7, available: 3 });
+        assert_eq!(
+            err,
+            InboundError::FlowControl {
+                len: 7,
+                available: 3
+            }
+        );
     }
 
     #[test]
     fn oversized_length_prefix_is_refused_before_the_body_arrives() {
         let mut inbound = Inbound::new(1024, 100);
-        let err = inbound.push(Bytes::from_static(&[0, 0, 0, 101])).unwrap_err();
+        let err = inbound
+            .push(Bytes::from_static(&[0, 0, 0, 101]))
+            .unwrap_err();
         assert_eq!(err, InboundError::TooLarge { len: 101, max: 100 });
         let mut inbound = Inbound::new(1024, 100);
         inbound.push(Bytes::from_static(&[0, 0])).unwrap();
@@ -305,7 +355,9 @@ mod tests {
         while sent < wire.len() {
             let n = (wire.len() - sent).min(16 - inbound.outstanding() as usize);
             assert!(n > 0, "stalled: the peer has no credit");
-            inbound.push(Bytes::copy_from_slice(&wire[sent..sent + n])).unwrap();
+            inbound
+                .push(Bytes::copy_from_slice(&wire[sent..sent + n]))
+                .unwrap();
             sent += n;
             while let Some(grant) = inbound.take_grant() {
                 assert!(grant > 0);
@@ -319,10 +371,18 @@ mod tests {
         let mut inbound = Inbound::new(100, 1024);
         let mut wire = msg(b"ab"); // 6 bytes, complete
         wire.extend(&msg(b"0123456789")[..8]); // 8 bytes of a 14-byte message
-        assert_eq!(inbound.push(Bytes::from(wire)).unwrap(), 0, "queue not empty: nothing released");
+        assert_eq!(
+            inbound.push(Bytes::from(wire)).unwrap(),
+            0,
+            "queue not empty: nothing released"
+        );
         let (_, released) = inbound.pop().unwrap();
         assert_eq!(released, 6 + 8, "the partial message is now awaited");
-        assert_eq!(inbound.push(Bytes::from_static(b"456789")).unwrap(), 6, "awaited: released on arrival");
+        assert_eq!(
+            inbound.push(Bytes::from_static(b"456789")).unwrap(),
+            6,
+            "awaited: released on arrival"
+        );
         let (body, released) = inbound.pop().unwrap();
         assert_eq!((&body[..], released), (&b"0123456789"[..], 0));
     }

@@ -65,9 +65,12 @@ impl MemoryConnector {
     /// `ConnectionRefused` once the listener is dropped.
     pub fn connect(&self) -> io::Result<DuplexStream> {
         let (client, server) = tokio::io::duplex(BUFFER);
-        self.tx
-            .send(server)
-            .map_err(|_| io::Error::new(io::ErrorKind::ConnectionRefused, "the memory listener is gone"))?;
+        self.tx.send(server).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the memory listener is gone",
+            )
+        })?;
         Ok(client)
     }
 }
