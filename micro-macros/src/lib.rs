@@ -1,10 +1,10 @@
 //! The `#[micro::service]` attribute. Use it through the `micro` crate, which re-exports it;
 //! the generated code names `::micro::…` paths only.
 //!
-//! The pipeline shows in the module names: [`parse`] reads the trait into the [`model`],
-//! [`validate`] checks every signature rule and reports all errors of a trait at once,
-//! [`expand`] generates the items, and [`fallback`] emits the user's trait unchanged next to
-//! the errors when there are any.
+//! The pipeline shows in the module names: `parse` reads the trait into the `model`,
+//! `validate` checks every signature rule and reports all errors of a trait at once, `expand`
+//! generates the items, and `fallback` emits the user's trait next to the errors when there
+//! are any.
 
 mod expand;
 mod fallback;
