@@ -34,7 +34,8 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Next to the trait (which you implement with `async fn`s, as declared) this generates:
-/// - `SayServer<T>`: wraps your implementation for `micro::Server::builder().add_service(…)`;
+/// - `SayServer<T>`: wraps your implementation (and never drops it) for
+///   `micro::Server::builder().add_service(…)`;
 /// - `SayClient`: one method per trait method, with the same arguments (no context) returning
 ///   a call you `.await` (or configure first: metadata, timeout); for a bidirectional method
 ///   `x` also `x_duplex`, a handle with `send`, `close_send` and `recv`;
