@@ -62,43 +62,40 @@ pub trait Say {
     ) -> impl ::core::future::Future<Output = micro::Result<i32>> + ::core::marker::Send;
 }
 /// Serves a [`Say`] implementation: pass `SayServer::new(service)` to `micro::Server::builder().add_service(…)`.
-///
-/// The service is never dropped: it lives until the program exits. A stream a method returns outlives the call, and Rust types it as borrowing the `&self` the method was called on, so the server calls every method on a `&'static` service.
 #[allow(dead_code)]
-pub struct SayServer<T: 'static> {
-    inner: &'static T,
+pub struct SayServer<T> {
+    inner: ::std::sync::Arc<T>,
 }
 #[allow(dead_code)]
-impl<T: 'static> SayServer<T> {
-    /// Wraps `service`, which every call shares and nothing drops.
+impl<T> SayServer<T> {
+    /// Wraps `service`; every call shares it.
     #[must_use]
     pub fn new(service: T) -> Self {
         Self {
-            inner: ::std::boxed::Box::leak(::std::boxed::Box::new(service)),
+            inner: ::std::sync::Arc::new(service),
         }
     }
-    /// Serves a service that is already shared behind an `Arc` (which is kept alive).
+    /// Serves a service that is already shared behind an `Arc`.
     #[must_use]
     pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
-        let service: &'static ::std::sync::Arc<T> = ::std::boxed::Box::leak(
-            ::std::boxed::Box::new(service),
-        );
         Self { inner: service }
     }
     /// The wrapped service.
     #[must_use]
     pub fn get_ref(&self) -> &T {
-        self.inner
+        &self.inner
     }
 }
 #[automatically_derived]
-impl<T: 'static> ::core::clone::Clone for SayServer<T> {
+impl<T> ::core::clone::Clone for SayServer<T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner }
+        Self {
+            inner: ::core::clone::Clone::clone(&self.inner),
+        }
     }
 }
 #[automatically_derived]
-impl<T: 'static> ::core::fmt::Debug for SayServer<T> {
+impl<T> ::core::fmt::Debug for SayServer<T> {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         f.debug_struct("SayServer").finish_non_exhaustive()
     }
@@ -116,14 +113,14 @@ where
         method: usize,
         call: ::micro::__private::ServerCall,
     ) -> ::micro::__private::HandlerFuture {
-        let service = self.inner;
+        let service = ::core::clone::Clone::clone(&self.inner);
         match method {
             0usize => {
                 ::micro::__private::serve_unary(
                     call,
                     &["name"],
                     move |_ctx: ::micro::Context, (name,): (String,)| async move {
-                        Say::hello(service, name).await
+                        Say::hello(&*service, name).await
                     },
                 )
             }
@@ -131,9 +128,11 @@ where
                 ::micro::__private::serve_server_streaming(
                     call,
                     &["req"],
-                    move |_ctx: ::micro::Context, (req,): (SRequest,)| async move {
-                        Say::stream(service, req).await
-                    },
+                    move |
+                        _ctx: ::micro::Context,
+                        (req,): (SRequest,),
+                        replies: ::micro::__private::Replies|
+                    async move { replies.send(Say::stream(&*service, req).await).await },
                 )
             }
             2usize => {
@@ -144,7 +143,7 @@ where
                         _ctx: ::micro::Context,
                         (): (),
                         nums: ::micro::RequestStream<i64>|
-                    async move { Say::sum(service, nums).await },
+                    async move { Say::sum(&*service, nums).await },
                 )
             }
             3usize => {
@@ -154,8 +153,13 @@ where
                     move |
                         _ctx: ::micro::Context,
                         (): (),
-                        reqs: ::micro::RequestStream<SRequest>|
-                    async move { Say::bidirectional_stream(service, reqs).await },
+                        reqs: ::micro::RequestStream<SRequest>,
+                        replies: ::micro::__private::Replies|
+                    async move {
+                        replies
+                            .send(Say::bidirectional_stream(&*service, reqs).await)
+                            .await
+                    },
                 )
             }
             4usize => {
@@ -163,7 +167,7 @@ where
                     call,
                     &["a", "b"],
                     move |ctx: ::micro::Context, (a, b): (i32, i32)| async move {
-                        Say::add(service, &ctx, a, b).await
+                        Say::add(&*service, &ctx, a, b).await
                     },
                 )
             }

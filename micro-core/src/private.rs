@@ -17,8 +17,8 @@ use crate::{Client, Status};
 
 pub use crate::args::{DecodeArgs, EncodeArgs as EncodeArguments};
 pub use crate::server::{
-    ServerCall, ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming,
-    serve_unary, unknown_method,
+    Replies, ServerCall, ok_items, serve_bidirectional, serve_client_streaming,
+    serve_server_streaming, serve_unary, unknown_method,
 };
 pub use tokio::net::ToSocketAddrs;
 

@@ -8,8 +8,8 @@ mod router;
 
 pub use call::ServerCall;
 pub use handler::{
-    ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming, serve_unary,
-    unknown_method,
+    Replies, ok_items, serve_bidirectional, serve_client_streaming, serve_server_streaming,
+    serve_unary, unknown_method,
 };
 pub use request_stream::RequestStream;
 pub(crate) use router::Router;

@@ -47,6 +47,7 @@ struct Generator<'a> {
     ctx_local: Ident,
     call_local: Ident,
     method_local: Ident,
+    replies_local: Ident,
 }
 
 /// A method and the names and tokens its server arm and client methods share.
@@ -100,6 +101,7 @@ impl<'a> Generator<'a> {
             ctx_local: Ident::new("ctx", Span::mixed_site()),
             call_local: Ident::new("call", Span::mixed_site()),
             method_local: Ident::new("method", Span::mixed_site()),
+            replies_local: Ident::new("replies", Span::mixed_site()),
             service,
         }
     }

@@ -25,7 +25,7 @@ use proc_macro::TokenStream;
 ///     async fn hello(&self, name: String) -> Result<String, Status>;
 ///     /// Server streaming: the return type is a stream.
 ///     async fn stream(&self, req: SRequest)
-///         -> Result<impl Stream<Item = Result<SResponse, Status>> + Send + 'static, Status>;
+///         -> Result<impl Stream<Item = Result<SResponse, Status>> + Send, Status>;
 ///     /// Client streaming: an argument is a stream.
 ///     async fn sum(&self, nums: impl Stream<Item = i64> + Send + Unpin) -> Result<i64, Status>;
 ///     /// Several arguments, and the call's context first (not sent on the wire).
@@ -34,8 +34,9 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Next to the trait (which you implement with `async fn`s, as declared) this generates:
-/// - `SayServer<T>`: wraps your implementation (and never drops it) for
-///   `micro::Server::builder().add_service(…)`;
+/// - `SayServer<T>`: wraps your implementation in an `Arc` for
+///   `micro::Server::builder().add_service(…)`; a returned stream may borrow `&self` and the
+///   method's arguments, since the server drains it inside the call;
 /// - `SayClient`: one method per trait method, with the same arguments (no context) returning
 ///   a call you `.await` (or configure first: metadata, timeout); for a bidirectional method
 ///   `x` also `x_duplex`, a handle with `send`, `close_send` and `recv`;

@@ -101,8 +101,6 @@ pub(crate) struct StreamTy {
     pub(crate) concrete: bool,
     /// The `T` of `Item = T` (or of `RequestStream<T>`), if written.
     pub(crate) item: Option<Type>,
-    /// A `'static` or `use<…>` bound is written, so it borrows neither `self` nor arguments.
-    pub(crate) borrows_nothing: bool,
 }
 
 /// The return type.

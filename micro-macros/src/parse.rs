@@ -187,7 +187,6 @@ fn param_kind(ty: &Type) -> ParamKind {
                 ty: ty.clone(),
                 concrete: true,
                 item: single_type_arg(segment).cloned(),
-                borrows_nothing: true,
             }),
             Some(segment) if segment.ident == "Context" => ParamKind::ContextNotShared,
             _ => ParamKind::Plain,
@@ -283,11 +282,6 @@ fn stream_impl(impl_trait: &TypeImplTrait, ty: &Type) -> Option<StreamTy> {
         ty: ty.clone(),
         concrete: false,
         item,
-        borrows_nothing: impl_trait.bounds.iter().any(|bound| match bound {
-            TypeParamBound::Lifetime(lifetime) => lifetime.ident == "static",
-            TypeParamBound::PreciseCapture(_) => true,
-            _ => false,
-        }),
     })
 }
 
@@ -473,7 +467,6 @@ mod tests {
             panic!("not a stream");
         };
         assert!(!has_send(&impl_of(&stream.ty)));
-        assert!(!stream.borrows_nothing);
         let Output::Result {
             stream: Some(stream),
             ..
@@ -481,7 +474,7 @@ mod tests {
         else {
             panic!("not a stream return");
         };
-        assert!(has_send(&impl_of(&stream.ty)) && stream.borrows_nothing);
+        assert!(has_send(&impl_of(&stream.ty)));
     }
 
     #[test]

@@ -416,13 +416,6 @@ fn output(method: &Method, errors: &mut Errors) {
 }
 
 fn stream_response(stream: &StreamTy, errors: &mut Errors) {
-    if !stream.borrows_nothing {
-        errors.push(
-            &stream.ty,
-            "the returned stream outlives the call, so it cannot borrow `self` or the \
-             arguments: add `+ 'static`",
-        );
-    }
     let Some(item) = &stream.item else {
         missing_item(stream, "Result<T, Status>", errors);
         return;
@@ -471,7 +464,7 @@ fn stray_impls(ty: &Type, errors: &mut Errors) {
 
 fn stray_impl_message() -> &'static str {
     "`impl Trait` in the return type is only supported as the stream in \
-     `Result<impl Stream<Item = T> + Send + 'static, E>`: use a concrete type here"
+     `Result<impl Stream<Item = T> + Send, E>`: use a concrete type here"
 }
 
 /// The `impl Trait`s and references inside a type (not looking into either).

@@ -32,25 +32,41 @@ async fn recv_args<A: DecodeArgs>(
     }
 }
 
-/// Sends every item of a handler's response stream; an `Err` item ends the call with it.
-async fn send_all<S, T, E>(call: &ServerCall, responses: S) -> Result<Option<Bytes>, Status>
-where
-    S: Stream<Item = Result<T, E>>,
-    T: Serialize,
-    E: Into<Status>,
-{
-    // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
-    call.conn.push(Frame::Data {
-        id: call.stream.id,
-        end_stream: false,
-        data: Bytes::new(),
-    });
-    let mut responses = pin!(responses);
-    while let Some(item) = responses.next().await {
-        let msg = message::encode(&item.map_err(Into::into)?)?;
-        call.conn.send_message(&call.stream, msg, false).await?;
+/// Where a streaming handler's replies go.
+///
+/// The generated handler drains the stream its method returned through [`Replies::send`]
+/// inside the handler's own future, so the stream may borrow the service and the request
+/// stream it was given.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Replies {
+    call: ServerCall,
+}
+
+impl Replies {
+    /// Sends every item of a handler's result; an `Err` result or item ends the call with it.
+    pub async fn send<S, T, E, E2>(self, result: Result<S, E>) -> Result<Option<Bytes>, Status>
+    where
+        S: Stream<Item = Result<T, E2>>,
+        T: Serialize,
+        E: Into<Status>,
+        E2: Into<Status>,
+    {
+        let responses = result.map_err(Into::into)?;
+        let call = &self.call;
+        // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
+        call.conn.push(Frame::Data {
+            id: call.stream.id,
+            end_stream: false,
+            data: Bytes::new(),
+        });
+        let mut responses = pin!(responses);
+        while let Some(item) = responses.next().await {
+            let msg = message::encode(&item.map_err(Into::into)?)?;
+            call.conn.send_message(&call.stream, msg, false).await?;
+        }
+        Ok(None)
     }
-    Ok(None)
 }
 
 /// One request, one reply.
@@ -73,25 +89,21 @@ where
     })
 }
 
-/// One request, a stream of replies.
-pub fn serve_server_streaming<A, S, T, E, E2, F, Fut>(
+/// One request, a stream of replies: `f` sends them through its [`Replies`].
+pub fn serve_server_streaming<A, F, Fut>(
     call: ServerCall,
     names: &'static [&'static str],
     f: F,
 ) -> HandlerFuture
 where
     A: DecodeArgs + Send + 'static,
-    S: Stream<Item = Result<T, E2>> + Send + 'static,
-    T: Serialize + Send + 'static,
-    E: Into<Status> + Send + 'static,
-    E2: Into<Status> + Send + 'static,
-    F: FnOnce(Context, A) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<S, E>> + Send + 'static,
+    F: FnOnce(Context, A, Replies) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
-        let responses = f(call.context.clone(), args).await.map_err(Into::into)?;
-        send_all(&call, responses).await
+        let context = call.context.clone();
+        f(context, args, Replies { call }).await
     })
 }
 
@@ -119,8 +131,8 @@ where
     })
 }
 
-/// Streams both ways.
-pub fn serve_bidirectional<A, I, S, T, E, E2, F, Fut>(
+/// Streams both ways: `f` reads the [`RequestStream`] and sends through its [`Replies`].
+pub fn serve_bidirectional<A, I, F, Fut>(
     call: ServerCall,
     names: &'static [&'static str],
     f: F,
@@ -128,20 +140,14 @@ pub fn serve_bidirectional<A, I, S, T, E, E2, F, Fut>(
 where
     A: DecodeArgs + Send + 'static,
     I: serde::de::DeserializeOwned + Send + 'static,
-    S: Stream<Item = Result<T, E2>> + Send + 'static,
-    T: Serialize + Send + 'static,
-    E: Into<Status> + Send + 'static,
-    E2: Into<Status> + Send + 'static,
-    F: FnOnce(Context, A, RequestStream<I>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<S, E>> + Send + 'static,
+    F: FnOnce(Context, A, RequestStream<I>, Replies) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
         let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
-        let responses = f(call.context.clone(), args, requests)
-            .await
-            .map_err(Into::into)?;
-        send_all(&call, responses).await
+        let context = call.context.clone();
+        f(context, args, requests, Replies { call }).await
     })
 }
 

@@ -12,61 +12,55 @@ impl Generator<'_> {
         let (vis, trait_ident, server) = (&self.service.vis, &self.service.ident, &self.server);
         let doc = doc(&format!(
             "Serves a [`{trait_ident}`] implementation: pass `{server}::new(service)` to \
-             `micro::Server::builder().add_service(…)`.\n\n\
-             The service is never dropped: it lives until the program exits. A stream a method \
-             returns outlives the call, and Rust types it as borrowing the `&self` the method \
-             was called on, so the server calls every method on a `&'static` service."
+             `micro::Server::builder().add_service(…)`."
         ));
         quote! {
             #doc
             // Generated items may go unused, e.g. in a binary that is only a client.
             #[allow(dead_code)]
-            #vis struct #server<T: 'static> {
-                inner: &'static T,
+            #vis struct #server<T> {
+                inner: ::std::sync::Arc<T>,
             }
         }
     }
 
     pub(super) fn server_impl(&self) -> TokenStream {
         let (vis, server) = (&self.service.vis, &self.server);
-        let new_doc = doc("Wraps `service`, which every call shares and nothing drops.");
-        let from_arc_doc =
-            doc("Serves a service that is already shared behind an `Arc` (which is kept alive).");
+        let new_doc = doc("Wraps `service`; every call shares it.");
+        let from_arc_doc = doc("Serves a service that is already shared behind an `Arc`.");
         let get_ref_doc = doc("The wrapped service.");
         quote! {
             #[allow(dead_code)]
-            impl<T: 'static> #server<T> {
+            impl<T> #server<T> {
                 #new_doc
                 #[must_use]
                 #vis fn new(service: T) -> Self {
-                    Self { inner: ::std::boxed::Box::leak(::std::boxed::Box::new(service)) }
+                    Self { inner: ::std::sync::Arc::new(service) }
                 }
 
                 #from_arc_doc
                 #[must_use]
                 #vis fn from_arc(service: ::std::sync::Arc<T>) -> Self {
-                    let service: &'static ::std::sync::Arc<T> =
-                        ::std::boxed::Box::leak(::std::boxed::Box::new(service));
                     Self { inner: service }
                 }
 
                 #get_ref_doc
                 #[must_use]
                 #vis fn get_ref(&self) -> &T {
-                    self.inner
+                    &self.inner
                 }
             }
         }
     }
 
-    /// By hand rather than derived: clones share the service, so `T` need not be `Clone`.
+    /// By hand rather than derived: clones share the `Arc`, so `T` need not be `Clone`.
     pub(super) fn server_clone_impl(&self) -> TokenStream {
         let server = &self.server;
         quote! {
             #[automatically_derived]
-            impl<T: 'static> ::core::clone::Clone for #server<T> {
+            impl<T> ::core::clone::Clone for #server<T> {
                 fn clone(&self) -> Self {
-                    Self { inner: self.inner }
+                    Self { inner: ::core::clone::Clone::clone(&self.inner) }
                 }
             }
         }
@@ -78,7 +72,7 @@ impl Generator<'_> {
         let name = server.to_string();
         quote! {
             #[automatically_derived]
-            impl<T: 'static> ::core::fmt::Debug for #server<T> {
+            impl<T> ::core::fmt::Debug for #server<T> {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.debug_struct(#name).finish_non_exhaustive()
                 }
@@ -89,7 +83,8 @@ impl Generator<'_> {
     pub(super) fn service_impl(&self) -> TokenStream {
         let (trait_ident, server, client) = (&self.service.ident, &self.server, &self.client);
         let (service, call, method) = (&self.service_local, &self.call_local, &self.method_local);
-        let share = (!self.methods.is_empty()).then(|| quote!(let #service = self.inner;));
+        let share = (!self.methods.is_empty())
+            .then(|| quote!(let #service = ::core::clone::Clone::clone(&self.inner);));
         let arms = self.methods.iter().map(|names| self.server_arm(names));
         quote! {
             #[automatically_derived]
@@ -117,9 +112,12 @@ impl Generator<'_> {
     }
 
     /// `0usize => ::micro::__private::serve_unary(call, &["name"], move |…| async move { … }),`
+    ///
+    /// Streaming replies are drained by `replies.send(…)` inside the same future that owns the
+    /// service, so the stream a method returns may borrow `&self` and its arguments.
     fn server_arm(&self, names: &MethodNames<'_>) -> TokenStream {
         let method = names.method;
-        let (service, call) = (&self.service_local, &self.call_local);
+        let (service, call, replies) = (&self.service_local, &self.call_local, &self.replies_local);
         let ctx = if method.context {
             self.ctx_local.clone()
         } else {
@@ -151,20 +149,28 @@ impl Generator<'_> {
         let (trait_ident, ident) = (&self.service.ident, &method.ident);
         // Spanned on the method's name, so a mismatch with the user's impl points there.
         let invoke = quote_spanned! {ident.span()=>
-            #trait_ident::#ident(#service #(, #call_args)*).await
+            #trait_ident::#ident(&*#service #(, #call_args)*).await
         };
         let streams_back = matches!(method.kind, Kind::ServerStreaming | Kind::Bidirectional);
-        let body = if streams_back && !method.ret.item_fallible {
-            quote!(::core::result::Result::map(#invoke, ::micro::__private::ok_items))
+        let (replies_param, body) = if !streams_back {
+            (None, invoke)
+        } else if method.ret.item_fallible {
+            (
+                Some(quote!(, #replies: ::micro::__private::Replies)),
+                quote!(#replies.send(#invoke).await),
+            )
         } else {
-            invoke
+            (
+                Some(quote!(, #replies: ::micro::__private::Replies)),
+                quote!(#replies.send(::core::result::Result::map(#invoke, ::micro::__private::ok_items)).await),
+            )
         };
         let serve = format_ident!("serve_{}", method.kind.snake_name());
         quote! {
             #index => ::micro::__private::#serve(
                 #call,
                 &[#(#arg_names),*],
-                move |#ctx: ::micro::Context, #pattern: #types #stream_param| async move {
+                move |#ctx: ::micro::Context, #pattern: #types #stream_param #replies_param| async move {
                     #body
                 },
             ),

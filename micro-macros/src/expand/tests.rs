@@ -150,7 +150,7 @@ fn stream_argument_keeps_its_place() {
         }",
     );
     assert!(
-        output.contains("Upload::put(service, &ctx, name, chunks, mode).await"),
+        output.contains("Upload::put(&*service, &ctx, name, chunks, mode).await"),
         "{output}"
     );
     assert!(
@@ -181,7 +181,7 @@ fn raw_identifiers_are_unrawed_on_the_wire() {
         "name: \"Match\"",
         "full_name: \"Match.type\"",
         "&[\"in\"]",
-        "pub struct MatchServer<T: 'static>",
+        "pub struct MatchServer<T>",
         "pub struct MatchClient",
         "pub fn r#type(&self, r#in: Vec<u8>)",
         "pub fn loop_duplex(&self)",
