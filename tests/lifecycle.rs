@@ -1,0 +1,250 @@
+//! What happens around calls: cancellation, deadlines, lost connections, flow control, limits
+//! and shutdown. Outcomes and counts are asserted, never elapsed times.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Blob, Harness, Probe, Transport};
+use futures::StreamExt;
+use micro::{Client, Code};
+
+async fn dropping_a_call_cancels_its_handler(transport: Transport) {
+    let h = Harness::start(transport).await;
+    let client = h.client.clone();
+    let call = tokio::spawn(async move { client.hold().await });
+    h.probe.wait_started(1).await;
+    call.abort();
+    h.probe.wait_dropped(1).await;
+
+    // dropping a response stream cancels a streaming call the same way
+    let mut flood = h.client.flood(16).await.unwrap();
+    assert!(flood.next().await.unwrap().is_ok());
+    drop(flood);
+    h.probe.wait_dropped(2).await;
+    let stats = h.client.client().stats().unwrap();
+    assert_eq!(stats.open_streams, 0, "{stats:?}");
+}
+
+async fn deadline_exceeded_while_the_handler_sleeps(transport: Transport) {
+    let h = Harness::start(transport).await;
+    let err = h.client.nap(60_000).timeout(Duration::from_millis(50)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    h.probe.wait_dropped(1).await;
+
+    // a streaming call's deadline covers reading its replies too
+    let mut flood = h.client.flood(8).timeout(Duration::from_millis(100)).await.unwrap();
+    let err = loop {
+        match flood.next().await.unwrap() {
+            Ok(_) => continue,
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(flood.next().await.is_none());
+    h.probe.wait_dropped(2).await;
+}
+
+async fn client_default_timeout_applies_to_every_call(transport: Transport) {
+    let h = Harness::with(transport, |b| b, Client::builder().timeout(Duration::from_millis(50))).await;
+    assert_eq!(h.client.nap(60_000).await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(h.client.nap(1).timeout(Duration::from_secs(30)).await.unwrap(), 1, "a call's own timeout wins");
+}
+
+async fn server_streaming_producer_waits_for_the_reader(transport: Transport) {
+    const WINDOW: u32 = 64 * 1024;
+    const ITEM: u32 = 1024;
+    let client = Client::builder().stream_window(WINDOW);
+    let h = Harness::with(transport, |b| b, client).await;
+    let mut flood = h.client.flood(ITEM).await.unwrap();
+    assert_eq!(flood.next().await.unwrap().unwrap().data.len(), ITEM as usize);
+    // The reader stops; the producer must stop once the window is full.
+    let produced = Probe::settle(&h.probe.produced).await;
+    let wire_item = (ITEM + 4 + 5) as u64; // length prefix, map/bin headers
+    let max = 1 + WINDOW as u64 / (ITEM as u64) + 2;
+    assert!(produced <= max, "produced {produced} items of ~{wire_item} bytes into a {WINDOW}-byte window");
+    let stats = h.client.client().stats().unwrap();
+    assert!(stats.buffered_bytes <= WINDOW as usize, "{stats:?}");
+    // reading on lets it go on
+    for _ in 0..500 {
+        flood.next().await.unwrap().unwrap();
+    }
+    assert!(h.probe.produced.load(Ordering::SeqCst) > produced);
+}
+
+async fn client_streaming_producer_waits_for_the_handler(transport: Transport) {
+    const WINDOW: u32 = 64 * 1024;
+    const ITEM: usize = 1024;
+    let h = Harness::with(transport, |b| b.stream_window(WINDOW), Client::builder()).await;
+    let pulled = Arc::new(AtomicU64::new(0));
+    let items = {
+        let pulled = pulled.clone();
+        futures::stream::repeat(()).take(1_000).map(move |()| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            Blob { data: vec![3; ITEM] }
+        })
+    };
+    let client = h.client.clone();
+    let call = tokio::spawn(async move { client.sink(items).await });
+    let sent = Probe::settle(&pulled).await;
+    let max = WINDOW as u64 / ITEM as u64 + 2;
+    assert!(sent <= max, "the client sent {sent} items into a {WINDOW}-byte window the handler does not read");
+    assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 0);
+    h.probe.release.notify_one();
+    assert_eq!(call.await.unwrap().unwrap(), 1_000);
+}
+
+async fn concurrent_stream_limit_refuses_with_resource_exhausted(transport: Transport) {
+    let h = Harness::with(transport, |b| b.max_concurrent_streams(2), Client::builder()).await;
+    let holds: Vec<_> = (0..2)
+        .map(|_| {
+            let client = h.client.clone();
+            tokio::spawn(async move { client.hold().await })
+        })
+        .collect();
+    h.probe.wait_started(2).await;
+    let err = h.client.echo("third".into()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // the connection is fine, and a slot frees when a call ends
+    holds[0].abort();
+    h.probe.wait_dropped(1).await;
+    let mut attempts = 0;
+    loop {
+        match h.client.echo("again".into()).await {
+            Ok(reply) => break assert_eq!(reply, "again"),
+            // the handler is dropped an instant before its slot is counted free
+            Err(err) if err.code() == Code::ResourceExhausted && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    holds[1].abort();
+}
+
+async fn oversized_messages_fail_their_call_only(transport: Transport) {
+    let h = Harness::with(
+        transport,
+        |b| b.max_message_size(1024),
+        Client::builder().max_message_size(2048),
+    )
+    .await;
+    let err = h.client.echo("x".repeat(2000)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    let err = h.client.blob(4096).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    let err = h.client.total(futures::stream::iter([1u64, 2])).await.map(|_| ());
+    assert!(err.is_ok(), "small streams pass");
+    let err = h.client.echo_blob(Blob { data: vec![0; 1500] }).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(h.client.echo("small".into()).await.unwrap(), "small");
+}
+
+async fn graceful_shutdown_lets_the_call_in_flight_finish(transport: Transport) {
+    let mut h = Harness::start(transport).await;
+    let client = h.client.clone();
+    let in_flight = tokio::spawn(async move { client.nap(300).await });
+    // make sure the call reached the server before shutting down
+    while h.probe.dropped.load(Ordering::SeqCst) == 0 && !in_flight.is_finished() {
+        if h.client.client().stats().is_some_and(|s| s.open_streams == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let server = h.shutdown();
+    assert_eq!(in_flight.await.unwrap().unwrap(), 300, "the call in flight completes");
+    server.await.unwrap().unwrap();
+    let err = h.client.echo("late".into()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}
+
+async fn server_gone_fails_calls_with_unavailable(transport: Transport) {
+    let mut h = Harness::start(transport).await;
+    let mut flood = h.client.flood(8).await.unwrap();
+    flood.next().await.unwrap().unwrap();
+    let client = h.client.clone();
+    let hold = tokio::spawn(async move { client.hold().await });
+    h.probe.wait_started(1).await;
+    // no grace: the server task is torn down with its connections
+    let server = h.shutdown();
+    server.abort();
+    let err = hold.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    let err = loop {
+        match flood.next().await {
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => break err,
+            None => panic!("a lost connection is an error, not an end"),
+        }
+    };
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    h.probe.wait_dropped(2).await;
+}
+
+on_both_transports!(
+    dropping_a_call_cancels_its_handler,
+    deadline_exceeded_while_the_handler_sleeps,
+    client_default_timeout_applies_to_every_call,
+    server_streaming_producer_waits_for_the_reader,
+    client_streaming_producer_waits_for_the_handler,
+    concurrent_stream_limit_refuses_with_resource_exhausted,
+    oversized_messages_fail_their_call_only,
+    graceful_shutdown_lets_the_call_in_flight_finish,
+    server_gone_fails_calls_with_unavailable,
+);
+
+/// A TCP proxy that can be cut, to lose a connection mid-stream without either side closing it.
+mod proxy {
+    use std::net::SocketAddr;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinHandle;
+
+    pub struct Proxy {
+        pub addr: SocketAddr,
+        task: JoinHandle<()>,
+    }
+
+    impl Proxy {
+        pub async fn start(target: SocketAddr) -> Proxy {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let task = tokio::spawn(async move {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                let mut outbound = TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+            Proxy { addr, task }
+        }
+
+        /// Drops both sockets at once.
+        pub fn cut(self) {
+            self.task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_loss_mid_stream_fails_both_sides() {
+    let h = Harness::start(Transport::Tcp).await;
+    let proxy = proxy::Proxy::start(h.addr.unwrap()).await;
+    let client = common::LabClient::connect(proxy.addr).await.unwrap();
+    let mut duplex = client.echo_stream_duplex().await.unwrap();
+    duplex.send(1).await.unwrap();
+    assert_eq!(duplex.recv().await.unwrap(), Some(1));
+    let holder = client.clone();
+    let hold = tokio::spawn(async move { holder.hold().await });
+    h.probe.wait_started(1).await;
+
+    proxy.cut();
+
+    let err = duplex.recv().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert_eq!(hold.await.unwrap().unwrap_err().code(), Code::Unavailable);
+    // the server noticed too: the handler was dropped
+    h.probe.wait_dropped(1).await;
+}

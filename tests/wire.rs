@@ -1,0 +1,186 @@
+//! The server as a raw peer sees it: bytes written by hand, as docs/PROTOCOL.md specifies them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::LabServer;
+use micro::{Client, Code, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn preface(version: u16) -> Vec<u8> {
+    let mut p = b"MCRO".to_vec();
+    p.extend(version.to_be_bytes());
+    p.extend([0, 0]);
+    for setting in [1u32 << 20, 4 << 20, 256 << 10, 16 << 20] {
+        p.extend(setting.to_be_bytes());
+    }
+    p
+}
+
+fn frame(stream: u32, kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = ((6 + payload.len()) as u32).to_be_bytes().to_vec();
+    f.extend(stream.to_be_bytes());
+    f.extend([kind, flags]);
+    f.extend(payload);
+    f
+}
+
+/// An OPEN payload: method, timeout in µs, no metadata, then the messages.
+fn open_payload(method: &str, timeout_us: u64, messages: &[&[u8]]) -> Vec<u8> {
+    let mut p = (method.len() as u16).to_be_bytes().to_vec();
+    p.extend(method.as_bytes());
+    p.extend(timeout_us.to_be_bytes());
+    p.extend(0u32.to_be_bytes());
+    for m in messages {
+        p.extend((m.len() as u32).to_be_bytes());
+        p.extend(*m);
+    }
+    p
+}
+
+/// A decoded frame header and payload.
+#[derive(Debug)]
+struct Raw {
+    stream: u32,
+    kind: u8,
+    payload: Vec<u8>,
+}
+
+async fn read_frame(io: &mut TcpStream) -> Raw {
+    let len = io.read_u32().await.unwrap() as usize;
+    let mut rest = vec![0; len];
+    io.read_exact(&mut rest).await.unwrap();
+    Raw { stream: u32::from_be_bytes(rest[..4].try_into().unwrap()), kind: rest[4], payload: rest[6..].to_vec() }
+}
+
+/// The code and message of a CLOSE frame.
+fn close_status(frame: &Raw) -> (Code, String) {
+    assert_eq!(frame.kind, 3, "expected CLOSE, got {frame:?}");
+    let code = frame.payload[0];
+    let len = u32::from_be_bytes(frame.payload[1..5].try_into().unwrap()) as usize;
+    let message = String::from_utf8(frame.payload[5..5 + len].to_vec()).unwrap();
+    let code = match code {
+        0 => Code::Ok,
+        4 => Code::DeadlineExceeded,
+        8 => Code::ResourceExhausted,
+        12 => Code::Unimplemented,
+        other => panic!("unexpected code {other}"),
+    };
+    (code, message)
+}
+
+async fn server(configure: impl FnOnce(micro::ServerBuilder) -> micro::ServerBuilder) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let builder = configure(Server::builder().add_service(LabServer::new(common::LabImpl::default())));
+    tokio::spawn(builder.serve_listener(listener));
+    addr
+}
+
+async fn handshaken(addr: std::net::SocketAddr) -> TcpStream {
+    let mut io = TcpStream::connect(addr).await.unwrap();
+    io.write_all(&preface(1)).await.unwrap();
+    let mut theirs = [0; 24];
+    io.read_exact(&mut theirs).await.unwrap();
+    assert_eq!(&theirs[..6], b"MCRO\0\x01");
+    io
+}
+
+#[tokio::test]
+async fn a_client_of_another_version_learns_the_servers_and_is_closed() {
+    let addr = server(|b| b).await;
+    let mut io = TcpStream::connect(addr).await.unwrap();
+    io.write_all(&preface(7)).await.unwrap();
+    let mut theirs = [0; 24];
+    io.read_exact(&mut theirs).await.unwrap();
+    assert_eq!(&theirs[..6], b"MCRO\0\x01", "the server answers with its own version");
+    let mut more = [0; 1];
+    assert_eq!(io.read(&mut more).await.unwrap(), 0, "then closes");
+}
+
+#[tokio::test]
+async fn a_server_of_another_version_is_a_clear_client_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut io, _) = listener.accept().await.unwrap();
+        let mut theirs = [0; 24];
+        io.read_exact(&mut theirs).await.unwrap();
+        io.write_all(&preface(2)).await.unwrap();
+    });
+    let err = Client::connect(addr).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.message().contains("version 2") && err.message().contains("version 1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_peer_that_does_not_speak_micro_is_named_as_such() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut io, _) = listener.accept().await.unwrap();
+        io.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await.unwrap();
+    });
+    let err = Client::connect(addr).await.unwrap_err();
+    assert!(err.message().contains("does not speak micro"), "{err}");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_ends_the_connection_with_goaway() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    io.write_all(&0x7fff_ffffu32.to_be_bytes()).await.unwrap();
+    let goaway = read_frame(&mut io).await;
+    assert_eq!((goaway.stream, goaway.kind), (0, 7), "{goaway:?}");
+    assert_eq!(goaway.payload[4], Code::InvalidArgument as u8);
+    let reason = String::from_utf8_lossy(&goaway.payload[5..]).to_string();
+    assert!(reason.contains("exceeds the limit"), "{reason}");
+    let mut more = [0; 1];
+    assert_eq!(io.read(&mut more).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_server_enforces_the_deadline_it_was_sent() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    // Lab.hold never answers; the client sends the deadline and then stays silent.
+    let open = open_payload("Lab.hold", 50_000, &[b"\xc0"]);
+    io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io)).await.unwrap();
+    assert_eq!(close.stream, 1);
+    assert_eq!(close_status(&close).0, Code::DeadlineExceeded);
+}
+
+#[tokio::test]
+async fn the_server_enforces_its_message_limit_per_call() {
+    let addr = server(|b| b.max_message_size(1024)).await;
+    let mut io = handshaken(addr).await;
+    let mut big = vec![0xda, 0x07, 0xd0]; // str16 of 2000 bytes
+    big.extend(vec![b'x'; 2000]);
+    io.write_all(&frame(1, 1, 1, &open_payload("Lab.echo", 0, &[&big]))).await.unwrap();
+    let close = read_frame(&mut io).await;
+    assert_eq!(close.stream, 1);
+    let (code, message) = close_status(&close);
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    // the connection goes on: a unary call is one frame each way
+    io.write_all(&frame(3, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa2ok"]))).await.unwrap();
+    let reply = read_frame(&mut io).await;
+    assert_eq!(reply.stream, 3);
+    assert_eq!(close_status(&reply).0, Code::Ok);
+    assert!(reply.payload.ends_with(&[0, 0, 0, 3, 0xa2, b'o', b'k']), "{reply:?}");
+}
+
+#[tokio::test]
+async fn unknown_methods_and_reused_stream_ids() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    io.write_all(&frame(5, 1, 1, &open_payload("Nope.nothing", 0, &[b"\xc0"]))).await.unwrap();
+    let close = read_frame(&mut io).await;
+    assert_eq!(close_status(&close).0, Code::Unimplemented);
+    // stream ids only go up: 5 again is a protocol error
+    io.write_all(&frame(5, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa1a"]))).await.unwrap();
+    let goaway = read_frame(&mut io).await;
+    assert_eq!(goaway.kind, 7, "{goaway:?}");
+}
