@@ -28,3 +28,8 @@ pub use micro_core::transport;
 pub mod __private {
     pub use micro_core::private::*;
 }
+
+/// The README's example, compiled and run as a doc test so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
