@@ -15,10 +15,15 @@ use say::{SRequest, SayClient};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
     let client = SayClient::connect(addr).await?;
 
-    let greeting = client.hello("micro".into()).timeout(Duration::from_secs(1)).await?;
+    let greeting = client
+        .hello("micro".into())
+        .timeout(Duration::from_secs(1))
+        .await?;
     println!("{greeting}");
 
     let mut words = client.stream(SRequest { count: 5 }).await?;
@@ -26,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("stream got {:?}", word?.value);
     }
 
-    println!("sum: {}", client.sum(futures::stream::iter([1, 2, 3])).await?);
+    println!(
+        "sum: {}",
+        client.sum(futures::stream::iter([1, 2, 3])).await?
+    );
 
     let requests = futures::stream::iter([SRequest { count: 2 }, SRequest { count: 5 }]);
     let mut replies = client.bidirectional_stream(requests).await?;

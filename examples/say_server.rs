@@ -15,7 +15,9 @@ use say::{MySay, SayServer};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
     println!("Say server on {addr}; Ctrl-C stops it");
     Server::builder()
         .add_service(SayServer::new(MySay))

@@ -9,15 +9,17 @@
 //! See `docs/GUIDE.md` for the tour and `docs/PROTOCOL.md` for the wire format.
 
 pub use micro_core::{
-    Client, ClientBuilder, Code, ConnectionStats, Context, Metadata, MethodDescriptor, MethodKind, RequestStream,
-    ResponseStream, Result, Server, ServerBuilder, Service, ServiceDescriptor, Status, Stream,
+    Client, ClientBuilder, Code, ConnectionStats, Context, Metadata, MethodDescriptor, MethodKind,
+    RequestStream, ResponseStream, Result, Server, ServerBuilder, Service, ServiceDescriptor,
+    Status, Stream,
 };
 pub use micro_macros::service;
 
 /// Call builders and handles returned by generated client methods.
 pub mod client {
     pub use micro_core::client::{
-        BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender, ServerStreamingCall, UnaryCall,
+        BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender,
+        ServerStreamingCall, UnaryCall,
     };
 }
 

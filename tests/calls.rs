@@ -22,14 +22,26 @@ async fn unary_calls(transport: Transport) {
 
 async fn metadata_reaches_the_handler(transport: Transport) {
     let h = Harness::start(transport).await;
-    let value = h.client.header("x-trace".into()).metadata("x-trace", "abc-123").await.unwrap();
+    let value = h
+        .client
+        .header("x-trace".into())
+        .metadata("x-trace", "abc-123")
+        .await
+        .unwrap();
     assert_eq!(value.as_deref(), Some("abc-123"));
     assert_eq!(h.client.header("x-trace".into()).await.unwrap(), None);
 }
 
 async fn server_streaming_many_and_none(transport: Transport) {
     let h = Harness::start(transport).await;
-    let items: Vec<u64> = h.client.range(10_000).await.unwrap().map(Result::unwrap).collect().await;
+    let items: Vec<u64> = h
+        .client
+        .range(10_000)
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
     assert_eq!(items, (0..10_000).collect::<Vec<_>>());
     let mut empty = h.client.range(0).await.unwrap();
     assert!(empty.next().await.is_none());
@@ -38,7 +50,11 @@ async fn server_streaming_many_and_none(transport: Transport) {
 
 async fn client_streaming_many_and_none(transport: Transport) {
     let h = Harness::start(transport).await;
-    let (count, sum) = h.client.total(futures::stream::iter(0..10_000u64)).await.unwrap();
+    let (count, sum) = h
+        .client
+        .total(futures::stream::iter(0..10_000u64))
+        .await
+        .unwrap();
     assert_eq!((count, sum), (10_000, (0..10_000u64).sum()));
     let (count, sum) = h.client.total(futures::stream::empty()).await.unwrap();
     assert_eq!((count, sum), (0, 0));
@@ -46,10 +62,18 @@ async fn client_streaming_many_and_none(transport: Transport) {
 
 async fn bidirectional_many_and_none(transport: Transport) {
     let h = Harness::start(transport).await;
-    let replies = h.client.echo_stream(futures::stream::iter(0..10_000u64)).await.unwrap();
+    let replies = h
+        .client
+        .echo_stream(futures::stream::iter(0..10_000u64))
+        .await
+        .unwrap();
     let replies: Vec<u64> = replies.map(Result::unwrap).collect().await;
     assert_eq!(replies, (0..10_000).collect::<Vec<_>>());
-    let mut none = h.client.echo_stream(futures::stream::empty()).await.unwrap();
+    let mut none = h
+        .client
+        .echo_stream(futures::stream::empty())
+        .await
+        .unwrap();
     assert!(none.next().await.is_none());
 }
 
@@ -61,7 +85,10 @@ async fn duplex_half_close_as_in_the_article(transport: Transport) {
         send.send(5).await.unwrap();
         send.close_send().unwrap();
         // closed is closed
-        assert_eq!(send.send(9).await.unwrap_err().code(), Code::FailedPrecondition);
+        assert_eq!(
+            send.send(9).await.unwrap_err().code(),
+            Code::FailedPrecondition
+        );
     });
     // the server keeps sending after the client's side is closed, until it ends the call
     let mut got = Vec::new();
@@ -77,7 +104,11 @@ async fn duplex_send_and_receive_in_turn(transport: Transport) {
     let mut duplex = h.client.echo_stream_duplex().await.unwrap();
     for i in 0..100 {
         duplex.send(i).await.unwrap();
-        assert_eq!(duplex.recv().await.unwrap(), Some(i), "a reply before the next request");
+        assert_eq!(
+            duplex.recv().await.unwrap(),
+            Some(i),
+            "a reply before the next request"
+        );
     }
     duplex.close_send().unwrap();
     assert_eq!(duplex.recv().await.unwrap(), None);
@@ -99,7 +130,10 @@ async fn handler_panic_is_internal_and_the_server_lives(transport: Transport) {
     let err = h.client.explode().await.unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert!(err.message().contains("exploded on purpose"), "{err}");
-    assert_eq!(h.client.echo("still here".into()).await.unwrap(), "still here");
+    assert_eq!(
+        h.client.echo("still here".into()).await.unwrap(),
+        "still here"
+    );
 }
 
 mod other {
@@ -115,8 +149,14 @@ mod other {
     #[micro::service]
     pub trait Lab {
         async fn echo(&self, msg: u64) -> Result<String, Status>;
-        async fn total(&self, items: impl micro::Stream<Item = String> + Send + Unpin + 'static) -> Result<(u64, u64), Status>;
-        async fn range(&self, n: u64) -> Result<impl micro::Stream<Item = Result<String, Status>> + Send + 'static, Status>;
+        async fn total(
+            &self,
+            items: impl micro::Stream<Item = String> + Send + Unpin + 'static,
+        ) -> Result<(u64, u64), Status>;
+        async fn range(
+            &self,
+            n: u64,
+        ) -> Result<impl micro::Stream<Item = Result<String, Status>> + Send + 'static, Status>;
     }
 }
 
@@ -138,11 +178,17 @@ async fn undecodable_payload_fails_only_that_call(transport: Transport) {
 
     let err = wrong.echo(7).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
-    let err = wrong.total(futures::stream::iter(["x".to_string()])).await.unwrap_err();
+    let err = wrong
+        .total(futures::stream::iter(["x".to_string()]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     // a reply that does not decode is the client's Internal error
     let mut replies = wrong.range(2).await.unwrap();
-    assert_eq!(replies.next().await.unwrap().unwrap_err().code(), Code::Internal);
+    assert_eq!(
+        replies.next().await.unwrap().unwrap_err().code(),
+        Code::Internal
+    );
 
     let rest: Vec<u64> = long.map(Result::unwrap).collect().await;
     assert_eq!(rest, (1..1_000).collect::<Vec<_>>());
@@ -158,16 +204,30 @@ async fn thousand_concurrent_mixed_calls_share_one_connection(transport: Transpo
             match i % 4 {
                 0 => assert_eq!(client.add(i as i64, 1).await.unwrap(), i as i64 + 1),
                 1 => {
-                    let n: Vec<u64> = client.range(i % 50).await.unwrap().map(Result::unwrap).collect().await;
+                    let n: Vec<u64> = client
+                        .range(i % 50)
+                        .await
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect()
+                        .await;
                     assert_eq!(n.len() as u64, i % 50);
                 }
                 2 => {
-                    let (count, _) = client.total(futures::stream::iter(0..i % 30)).await.unwrap();
+                    let (count, _) = client
+                        .total(futures::stream::iter(0..i % 30))
+                        .await
+                        .unwrap();
                     assert_eq!(count, i % 30);
                 }
                 _ => {
-                    let echoed: Vec<u64> =
-                        client.echo_stream(futures::stream::iter(0..i % 20)).await.unwrap().map(Result::unwrap).collect().await;
+                    let echoed: Vec<u64> = client
+                        .echo_stream(futures::stream::iter(0..i % 20))
+                        .await
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect()
+                        .await;
                     assert_eq!(echoed, (0..i % 20).collect::<Vec<_>>());
                 }
             }
@@ -183,7 +243,9 @@ async fn thousand_concurrent_mixed_calls_share_one_connection(transport: Transpo
 async fn large_messages_cross_frames_and_windows(transport: Transport) {
     // 3 MiB messages: larger than a frame (1 MiB) and the stream window (256 KiB) both ways.
     let h = Harness::start(transport).await;
-    let blob = Blob { data: (0..3 << 20).map(|i: u32| i as u8).collect() };
+    let blob = Blob {
+        data: (0..3 << 20).map(|i: u32| i as u8).collect(),
+    };
     let back = h.client.echo_blob(blob.clone()).await.unwrap();
     assert_eq!(back, blob);
     assert_eq!(h.client.blob(3 << 20).await.unwrap().data.len(), 3 << 20);
@@ -191,7 +253,12 @@ async fn large_messages_cross_frames_and_windows(transport: Transport) {
 
 async fn a_timeout_that_is_met_changes_nothing(transport: Transport) {
     let h = Harness::start(transport).await;
-    let n = h.client.nap(1).timeout(Duration::from_secs(30)).await.unwrap();
+    let n = h
+        .client
+        .nap(1)
+        .timeout(Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }
 

@@ -30,12 +30,22 @@ async fn dropping_a_call_cancels_its_handler(transport: Transport) {
 
 async fn deadline_exceeded_while_the_handler_sleeps(transport: Transport) {
     let h = Harness::start(transport).await;
-    let err = h.client.nap(60_000).timeout(Duration::from_millis(50)).await.unwrap_err();
+    let err = h
+        .client
+        .nap(60_000)
+        .timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
     h.probe.wait_dropped(1).await;
 
     // a streaming call's deadline covers reading its replies too
-    let mut flood = h.client.flood(8).timeout(Duration::from_millis(100)).await.unwrap();
+    let mut flood = h
+        .client
+        .flood(8)
+        .timeout(Duration::from_millis(100))
+        .await
+        .unwrap();
     let err = loop {
         match flood.next().await.unwrap() {
             Ok(_) => continue,
@@ -48,9 +58,25 @@ async fn deadline_exceeded_while_the_handler_sleeps(transport: Transport) {
 }
 
 async fn client_default_timeout_applies_to_every_call(transport: Transport) {
-    let h = Harness::with(transport, |b| b, Client::builder().timeout(Duration::from_millis(50))).await;
-    assert_eq!(h.client.nap(60_000).await.unwrap_err().code(), Code::DeadlineExceeded);
-    assert_eq!(h.client.nap(1).timeout(Duration::from_secs(30)).await.unwrap(), 1, "a call's own timeout wins");
+    let h = Harness::with(
+        transport,
+        |b| b,
+        Client::builder().timeout(Duration::from_millis(50)),
+    )
+    .await;
+    assert_eq!(
+        h.client.nap(60_000).await.unwrap_err().code(),
+        Code::DeadlineExceeded
+    );
+    assert_eq!(
+        h.client
+            .nap(1)
+            .timeout(Duration::from_secs(30))
+            .await
+            .unwrap(),
+        1,
+        "a call's own timeout wins"
+    );
 }
 
 async fn server_streaming_producer_waits_for_the_reader(transport: Transport) {
@@ -59,12 +85,18 @@ async fn server_streaming_producer_waits_for_the_reader(transport: Transport) {
     let client = Client::builder().stream_window(WINDOW);
     let h = Harness::with(transport, |b| b, client).await;
     let mut flood = h.client.flood(ITEM).await.unwrap();
-    assert_eq!(flood.next().await.unwrap().unwrap().data.len(), ITEM as usize);
+    assert_eq!(
+        flood.next().await.unwrap().unwrap().data.len(),
+        ITEM as usize
+    );
     // The reader stops; the producer must stop once the window is full.
     let produced = Probe::settle(&h.probe.produced).await;
     let wire_item = (ITEM + 4 + 5) as u64; // length prefix, map/bin headers
     let max = 1 + WINDOW as u64 / (ITEM as u64) + 2;
-    assert!(produced <= max, "produced {produced} items of ~{wire_item} bytes into a {WINDOW}-byte window");
+    assert!(
+        produced <= max,
+        "produced {produced} items of ~{wire_item} bytes into a {WINDOW}-byte window"
+    );
     let stats = h.client.client().stats().unwrap();
     assert!(stats.buffered_bytes <= WINDOW as usize, "{stats:?}");
     // reading on lets it go on
@@ -83,21 +115,31 @@ async fn client_streaming_producer_waits_for_the_handler(transport: Transport) {
         let pulled = pulled.clone();
         futures::stream::repeat(()).take(1_000).map(move |()| {
             pulled.fetch_add(1, Ordering::SeqCst);
-            Blob { data: vec![3; ITEM] }
+            Blob {
+                data: vec![3; ITEM],
+            }
         })
     };
     let client = h.client.clone();
     let call = tokio::spawn(async move { client.sink(items).await });
     let sent = Probe::settle(&pulled).await;
     let max = WINDOW as u64 / ITEM as u64 + 2;
-    assert!(sent <= max, "the client sent {sent} items into a {WINDOW}-byte window the handler does not read");
+    assert!(
+        sent <= max,
+        "the client sent {sent} items into a {WINDOW}-byte window the handler does not read"
+    );
     assert_eq!(h.probe.consumed.load(Ordering::SeqCst), 0);
     h.probe.release.notify_one();
     assert_eq!(call.await.unwrap().unwrap(), 1_000);
 }
 
 async fn concurrent_stream_limit_refuses_with_resource_exhausted(transport: Transport) {
-    let h = Harness::with(transport, |b| b.max_concurrent_streams(2), Client::builder()).await;
+    let h = Harness::with(
+        transport,
+        |b| b.max_concurrent_streams(2),
+        Client::builder(),
+    )
+    .await;
     let holds: Vec<_> = (0..2)
         .map(|_| {
             let client = h.client.clone();
@@ -136,9 +178,19 @@ async fn oversized_messages_fail_their_call_only(transport: Transport) {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     let err = h.client.blob(4096).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
-    let err = h.client.total(futures::stream::iter([1u64, 2])).await.map(|_| ());
+    let err = h
+        .client
+        .total(futures::stream::iter([1u64, 2]))
+        .await
+        .map(|_| ());
     assert!(err.is_ok(), "small streams pass");
-    let err = h.client.echo_blob(Blob { data: vec![0; 1500] }).await.unwrap_err();
+    let err = h
+        .client
+        .echo_blob(Blob {
+            data: vec![0; 1500],
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(h.client.echo("small".into()).await.unwrap(), "small");
 }
@@ -149,14 +201,22 @@ async fn graceful_shutdown_lets_the_call_in_flight_finish(transport: Transport) 
     let in_flight = tokio::spawn(async move { client.nap(300).await });
     // make sure the call reached the server before shutting down
     while h.probe.dropped.load(Ordering::SeqCst) == 0 && !in_flight.is_finished() {
-        if h.client.client().stats().is_some_and(|s| s.open_streams == 1) {
+        if h.client
+            .client()
+            .stats()
+            .is_some_and(|s| s.open_streams == 1)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     let server = h.shutdown();
-    assert_eq!(in_flight.await.unwrap().unwrap(), 300, "the call in flight completes");
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        300,
+        "the call in flight completes"
+    );
     server.await.unwrap().unwrap();
     let err = h.client.echo("late".into()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");

@@ -52,7 +52,11 @@ async fn read_frame(io: &mut TcpStream) -> Raw {
     let len = io.read_u32().await.unwrap() as usize;
     let mut rest = vec![0; len];
     io.read_exact(&mut rest).await.unwrap();
-    Raw { stream: u32::from_be_bytes(rest[..4].try_into().unwrap()), kind: rest[4], payload: rest[6..].to_vec() }
+    Raw {
+        stream: u32::from_be_bytes(rest[..4].try_into().unwrap()),
+        kind: rest[4],
+        payload: rest[6..].to_vec(),
+    }
 }
 
 /// The code and message of a CLOSE frame.
@@ -71,10 +75,13 @@ fn close_status(frame: &Raw) -> (Code, String) {
     (code, message)
 }
 
-async fn server(configure: impl FnOnce(micro::ServerBuilder) -> micro::ServerBuilder) -> std::net::SocketAddr {
+async fn server(
+    configure: impl FnOnce(micro::ServerBuilder) -> micro::ServerBuilder,
+) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let builder = configure(Server::builder().add_service(LabServer::new(common::LabImpl::default())));
+    let builder =
+        configure(Server::builder().add_service(LabServer::new(common::LabImpl::default())));
     tokio::spawn(builder.serve_listener(listener));
     addr
 }
@@ -95,7 +102,11 @@ async fn a_client_of_another_version_learns_the_servers_and_is_closed() {
     io.write_all(&preface(7)).await.unwrap();
     let mut theirs = [0; 24];
     io.read_exact(&mut theirs).await.unwrap();
-    assert_eq!(&theirs[..6], b"MCRO\0\x01", "the server answers with its own version");
+    assert_eq!(
+        &theirs[..6],
+        b"MCRO\0\x01",
+        "the server answers with its own version"
+    );
     let mut more = [0; 1];
     assert_eq!(io.read(&mut more).await.unwrap(), 0, "then closes");
 }
@@ -112,7 +123,10 @@ async fn a_server_of_another_version_is_a_clear_client_error() {
     });
     let err = Client::connect(addr).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert!(err.message().contains("version 2") && err.message().contains("version 1"), "{err}");
+    assert!(
+        err.message().contains("version 2") && err.message().contains("version 1"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +135,9 @@ async fn a_peer_that_does_not_speak_micro_is_named_as_such() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut io, _) = listener.accept().await.unwrap();
-        io.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await.unwrap();
+        io.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await
+            .unwrap();
     });
     let err = Client::connect(addr).await.unwrap_err();
     assert!(err.message().contains("does not speak micro"), "{err}");
@@ -148,7 +164,9 @@ async fn the_server_enforces_the_deadline_it_was_sent() {
     // Lab.hold never answers; the client sends the deadline and then stays silent.
     let open = open_payload("Lab.hold", 50_000, &[b"\xc0"]);
     io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
-    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io)).await.unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io))
+        .await
+        .unwrap();
     assert_eq!(close.stream, 1);
     assert_eq!(close_status(&close).0, Code::DeadlineExceeded);
 }
@@ -159,28 +177,44 @@ async fn the_server_enforces_its_message_limit_per_call() {
     let mut io = handshaken(addr).await;
     let mut big = vec![0xda, 0x07, 0xd0]; // str16 of 2000 bytes
     big.extend(vec![b'x'; 2000]);
-    io.write_all(&frame(1, 1, 1, &open_payload("Lab.echo", 0, &[&big]))).await.unwrap();
+    io.write_all(&frame(1, 1, 1, &open_payload("Lab.echo", 0, &[&big])))
+        .await
+        .unwrap();
     let close = read_frame(&mut io).await;
     assert_eq!(close.stream, 1);
     let (code, message) = close_status(&close);
     assert_eq!(code, Code::ResourceExhausted, "{message}");
     // the connection goes on: a unary call is one frame each way
-    io.write_all(&frame(3, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa2ok"]))).await.unwrap();
+    io.write_all(&frame(3, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa2ok"])))
+        .await
+        .unwrap();
     let reply = read_frame(&mut io).await;
     assert_eq!(reply.stream, 3);
     assert_eq!(close_status(&reply).0, Code::Ok);
-    assert!(reply.payload.ends_with(&[0, 0, 0, 3, 0xa2, b'o', b'k']), "{reply:?}");
+    assert!(
+        reply.payload.ends_with(&[0, 0, 0, 3, 0xa2, b'o', b'k']),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_methods_and_reused_stream_ids() {
     let addr = server(|b| b).await;
     let mut io = handshaken(addr).await;
-    io.write_all(&frame(5, 1, 1, &open_payload("Nope.nothing", 0, &[b"\xc0"]))).await.unwrap();
+    io.write_all(&frame(
+        5,
+        1,
+        1,
+        &open_payload("Nope.nothing", 0, &[b"\xc0"]),
+    ))
+    .await
+    .unwrap();
     let close = read_frame(&mut io).await;
     assert_eq!(close_status(&close).0, Code::Unimplemented);
     // stream ids only go up: 5 again is a protocol error
-    io.write_all(&frame(5, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa1a"]))).await.unwrap();
+    io.write_all(&frame(5, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa1a"])))
+        .await
+        .unwrap();
     let goaway = read_frame(&mut io).await;
     assert_eq!(goaway.kind, 7, "{goaway:?}");
 }

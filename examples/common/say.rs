@@ -25,7 +25,10 @@ pub(crate) trait Say {
     async fn hello(&self, name: String) -> Result<String, Status>;
 
     /// Sends `req.count` random words.
-    async fn stream(&self, req: SRequest) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send, Status>;
+    async fn stream(
+        &self,
+        req: SRequest,
+    ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send, Status>;
 
     /// Adds up the numbers the client streams.
     async fn sum(&self, nums: impl Stream<Item = i64> + Send + Unpin) -> Result<i64, Status>;
@@ -46,7 +49,10 @@ impl Say for MySay {
         Ok(format!("hello, {name}"))
     }
 
-    async fn stream(&self, req: SRequest) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send, Status> {
+    async fn stream(
+        &self,
+        req: SRequest,
+    ) -> Result<impl Stream<Item = Result<SResponse, Status>> + Send, Status> {
         if req.count < 0 {
             return Err(Status::invalid_argument("count must not be negative"));
         }
@@ -62,7 +68,9 @@ impl Say for MySay {
         use futures::StreamExt;
         let mut total = 0i64;
         while let Some(n) = nums.next().await {
-            total = total.checked_add(n).ok_or_else(|| Status::out_of_range("the sum overflows i64"))?;
+            total = total
+                .checked_add(n)
+                .ok_or_else(|| Status::out_of_range("the sum overflows i64"))?;
         }
         Ok(total)
     }
@@ -88,7 +96,9 @@ struct Words(u64);
 
 impl Words {
     fn seeded() -> Words {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
         Words(nanos | 1)
     }
 
@@ -102,6 +112,8 @@ impl Words {
 
     fn next(&mut self) -> String {
         let len = 3 + (self.next_u64() % 4) as usize;
-        (0..len).map(|_| (b'a' + (self.next_u64() % 26) as u8) as char).collect()
+        (0..len)
+            .map(|_| (b'a' + (self.next_u64() % 26) as u8) as char)
+            .collect()
     }
 }

@@ -28,12 +28,20 @@ pub trait Lab {
     /// Reads a metadata value the client sent.
     async fn header(&self, ctx: &Context, key: String) -> Result<Option<String>, Status>;
     /// Streams `0..n`.
-    async fn range(&self, n: u64) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status>;
+    async fn range(
+        &self,
+        n: u64,
+    ) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status>;
     /// Streams `0..n`, then fails with `Aborted`.
-    async fn range_then_fail(&self, n: u64)
-    -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status>;
+    async fn range_then_fail(
+        &self,
+        n: u64,
+    ) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status>;
     /// Counts and sums the client's items.
-    async fn total(&self, items: impl Stream<Item = u64> + Send + Unpin + 'static) -> Result<(u64, u64), Status>;
+    async fn total(
+        &self,
+        items: impl Stream<Item = u64> + Send + Unpin + 'static,
+    ) -> Result<(u64, u64), Status>;
     /// Echoes every item back, ending when the client ends.
     async fn echo_stream(
         &self,
@@ -50,9 +58,15 @@ pub trait Lab {
     /// Waits until cancelled; counts its start and its drop.
     async fn hold(&self) -> Result<(), Status>;
     /// Streams blobs of `size` bytes forever, counting each one produced.
-    async fn flood(&self, size: u32) -> Result<impl Stream<Item = Result<Blob, Status>> + Send + 'static, Status>;
+    async fn flood(
+        &self,
+        size: u32,
+    ) -> Result<impl Stream<Item = Result<Blob, Status>> + Send + 'static, Status>;
     /// Counts items as it reads them, waiting for `release` before it starts reading.
-    async fn sink(&self, items: impl Stream<Item = Blob> + Send + Unpin + 'static) -> Result<u64, Status>;
+    async fn sink(
+        &self,
+        items: impl Stream<Item = Blob> + Send + Unpin + 'static,
+    ) -> Result<u64, Status>;
     /// Returns a blob of `size` bytes.
     async fn blob(&self, size: u32) -> Result<Blob, Status>;
     /// Echoes a blob.
@@ -98,7 +112,12 @@ impl Probe {
         while still < 20 {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let now = counter.load(Ordering::SeqCst);
-            if now == last { still += 1 } else { still = 0; last = now }
+            if now == last {
+                still += 1
+            } else {
+                still = 0;
+                last = now
+            }
         }
         last
     }
@@ -123,14 +142,18 @@ impl Lab for LabImpl {
     }
 
     async fn add(&self, a: i64, b: i64) -> Result<i64, Status> {
-        a.checked_add(b).ok_or_else(|| Status::out_of_range("overflow"))
+        a.checked_add(b)
+            .ok_or_else(|| Status::out_of_range("overflow"))
     }
 
     async fn header(&self, ctx: &Context, key: String) -> Result<Option<String>, Status> {
         Ok(ctx.metadata().get(&key).map(str::to_string))
     }
 
-    async fn range(&self, n: u64) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status> {
+    async fn range(
+        &self,
+        n: u64,
+    ) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status> {
         Ok(futures::stream::iter((0..n).map(Ok)))
     }
 
@@ -138,10 +161,17 @@ impl Lab for LabImpl {
         &self,
         n: u64,
     ) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status> {
-        Ok(futures::stream::iter((0..n).map(Ok).chain([Err(Status::aborted("failed after the items"))])))
+        Ok(futures::stream::iter(
+            (0..n)
+                .map(Ok)
+                .chain([Err(Status::aborted("failed after the items"))]),
+        ))
     }
 
-    async fn total(&self, mut items: impl Stream<Item = u64> + Send + Unpin + 'static) -> Result<(u64, u64), Status> {
+    async fn total(
+        &self,
+        mut items: impl Stream<Item = u64> + Send + Unpin + 'static,
+    ) -> Result<(u64, u64), Status> {
         let (mut count, mut sum) = (0, 0);
         while let Some(item) = items.next().await {
             count += 1;
@@ -162,7 +192,10 @@ impl Lab for LabImpl {
         n: u64,
         mut items: impl Stream<Item = u64> + Send + Unpin + 'static,
     ) -> Result<impl Stream<Item = Result<u64, Status>> + Send + 'static, Status> {
-        let first = items.next().await.ok_or_else(|| Status::invalid_argument("no item"))?;
+        let first = items
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("no item"))?;
         drop(items);
         Ok(futures::stream::iter((first..first + n).map(Ok)))
     }
@@ -179,17 +212,25 @@ impl Lab for LabImpl {
         Ok(())
     }
 
-    async fn flood(&self, size: u32) -> Result<impl Stream<Item = Result<Blob, Status>> + Send + 'static, Status> {
+    async fn flood(
+        &self,
+        size: u32,
+    ) -> Result<impl Stream<Item = Result<Blob, Status>> + Send + 'static, Status> {
         let probe = self.probe.clone();
         let guard = DropGuard(self.probe.clone());
         Ok(futures::stream::repeat(()).map(move |()| {
             let _alive = &guard;
             probe.produced.fetch_add(1, Ordering::SeqCst);
-            Ok(Blob { data: vec![7; size as usize] })
+            Ok(Blob {
+                data: vec![7; size as usize],
+            })
         }))
     }
 
-    async fn sink(&self, mut items: impl Stream<Item = Blob> + Send + Unpin + 'static) -> Result<u64, Status> {
+    async fn sink(
+        &self,
+        mut items: impl Stream<Item = Blob> + Send + Unpin + 'static,
+    ) -> Result<u64, Status> {
         self.probe.release.notified().await;
         let mut n = 0;
         while items.next().await.is_some() {
@@ -200,7 +241,9 @@ impl Lab for LabImpl {
     }
 
     async fn blob(&self, size: u32) -> Result<Blob, Status> {
-        Ok(Blob { data: vec![1; size as usize] })
+        Ok(Blob {
+            data: vec![1; size as usize],
+        })
     }
 
     async fn echo_blob(&self, blob: Blob) -> Result<Blob, Status> {
@@ -258,11 +301,20 @@ impl Harness {
             Transport::Memory => {
                 let (listener, connector) = micro::transport::memory();
                 let server = tokio::spawn(builder.serve_incoming(listener, signal));
-                let client = client.connect_with(move || std::future::ready(connector.connect())).await.unwrap();
+                let client = client
+                    .connect_with(move || std::future::ready(connector.connect()))
+                    .await
+                    .unwrap();
                 (server, client, None)
             }
         };
-        Harness { client: LabClient::new(client), probe, addr, shutdown: Some(shutdown), server: Some(server) }
+        Harness {
+            client: LabClient::new(client),
+            probe,
+            addr,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
     }
 
     /// Starts a graceful shutdown; returns the server task to await.

@@ -450,9 +450,11 @@ fn stream_returns() {
     // A returned stream may borrow `self` and the arguments: the server drains it inside the
     // call's own future.
     assert!(
-        errors_of(quote!(trait Svc {
-            async fn s(&self) -> Result<impl Stream<Item = u8> + Send, Status>;
-        }))
+        errors_of(quote!(
+            trait Svc {
+                async fn s(&self) -> Result<impl Stream<Item = u8> + Send, Status>;
+            }
+        ))
         .is_empty()
     );
     assert_message(
