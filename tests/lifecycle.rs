@@ -264,13 +264,13 @@ mod proxy {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
 
-    pub struct Proxy {
-        pub addr: SocketAddr,
+    pub(crate) struct Proxy {
+        pub(crate) addr: SocketAddr,
         task: JoinHandle<()>,
     }
 
     impl Proxy {
-        pub async fn start(target: SocketAddr) -> Proxy {
+        pub(crate) async fn start(target: SocketAddr) -> Proxy {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let task = tokio::spawn(async move {
@@ -282,7 +282,7 @@ mod proxy {
         }
 
         /// Drops both sockets at once.
-        pub fn cut(self) {
+        pub(crate) fn cut(self) {
             self.task.abort();
         }
     }

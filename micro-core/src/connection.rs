@@ -583,7 +583,7 @@ impl Shared {
                 data,
             } => match &self.role {
                 Role::Server(router) => crate::server::dispatch::open(
-                    self, router, id, end_stream, method, timeout, metadata, data,
+                    self, router, id, end_stream, &method, timeout, metadata, data,
                 ),
                 Role::Client => Err("the server sent OPEN; only clients open streams".into()),
             },
@@ -692,7 +692,7 @@ impl Shared {
                 reason,
             } => {
                 if let Role::Client = self.role {
-                    self.peer_going_away(last_stream_id, Status::new(code, reason));
+                    self.peer_going_away(last_stream_id, &Status::new(code, reason));
                 }
                 Ok(())
             }
@@ -700,7 +700,7 @@ impl Shared {
     }
 
     /// The server will take no stream above `last`: those fail as retryable, the rest go on.
-    fn peer_going_away(&self, last: u32, status: Status) {
+    fn peer_going_away(&self, last: u32, status: &Status) {
         let mut table = self.table();
         table.going_away = true;
         let unprocessed: Vec<Arc<Stream>> = table
@@ -722,7 +722,7 @@ impl Shared {
     }
 
     /// Closes the connection: every open call fails with `status`, both tasks stop.
-    pub(crate) fn close(&self, status: Status) {
+    pub(crate) fn close(&self, status: &Status) {
         let streams = {
             let mut table = self.table();
             if table.closed.is_some() {
@@ -740,16 +740,16 @@ impl Shared {
 
     /// Ends the connection after a protocol violation by the peer: GOAWAY with the reason, then
     /// close.
-    pub(crate) fn protocol_error(&self, reason: String) {
+    pub(crate) fn protocol_error(&self, reason: &str) {
         tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: protocol error");
         let last_stream_id = self.table().last_id;
         self.push(Frame::GoAway {
             last_stream_id,
             code: Code::InvalidArgument,
-            reason: reason.clone(),
+            reason: reason.to_string(),
         });
         self.push_shutdown();
-        self.close(Status::unavailable(format!("protocol error: {reason}")));
+        self.close(&Status::unavailable(format!("protocol error: {reason}")));
     }
 }
 
@@ -785,7 +785,7 @@ struct Handle(Arc<Shared>);
 impl Drop for Handle {
     fn drop(&mut self) {
         self.0.push_shutdown();
-        self.0.close(Status::cancelled("the client was dropped"));
+        self.0.close(&Status::cancelled("the client was dropped"));
     }
 }
 

@@ -234,7 +234,7 @@ impl Frame {
                 let code = Code::from_u8(take_u8(&mut p, "CLOSE code")?);
                 let msg_len = take_u32(&mut p, "CLOSE message length")? as usize;
                 let message = utf8(
-                    take_bytes(&mut p, msg_len, "CLOSE message")?,
+                    &take_bytes(&mut p, msg_len, "CLOSE message")?,
                     "CLOSE message",
                 )?;
                 let details_len = take_u32(&mut p, "CLOSE details length")? as usize;
@@ -272,7 +272,7 @@ impl Frame {
                 need_connection(id, "GOAWAY")?;
                 let last_stream_id = take_u32(&mut p, "GOAWAY last stream id")?;
                 let code = Code::from_u8(take_u8(&mut p, "GOAWAY code")?);
-                let reason = utf8(p, "GOAWAY reason")?;
+                let reason = utf8(&p, "GOAWAY reason")?;
                 Frame::GoAway {
                     last_stream_id,
                     code,
@@ -357,18 +357,23 @@ fn truncated(what: &str) -> FrameError {
     protocol(format!("frame ends inside its {what}"))
 }
 
-fn utf8(bytes: Bytes, what: &str) -> Result<String, FrameError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| protocol(format!("{what} is not UTF-8")))
+fn utf8(bytes: &[u8], what: &str) -> Result<String, FrameError> {
+    std::str::from_utf8(bytes)
+        .map(str::to_string)
+        .map_err(|_| protocol(format!("{what} is not UTF-8")))
 }
 
 fn decode_metadata(mut p: Bytes) -> Result<Metadata, FrameError> {
     let mut metadata = Metadata::new();
     while p.has_remaining() {
         let key_len = take_u16(&mut p, "metadata key length")? as usize;
-        let key = utf8(take_bytes(&mut p, key_len, "metadata key")?, "metadata key")?;
+        let key = utf8(
+            &take_bytes(&mut p, key_len, "metadata key")?,
+            "metadata key",
+        )?;
         let value_len = take_u32(&mut p, "metadata value length")? as usize;
         let value = utf8(
-            take_bytes(&mut p, value_len, "metadata value")?,
+            &take_bytes(&mut p, value_len, "metadata value")?,
             "metadata value",
         )?;
         metadata.insert(key, value);
@@ -380,7 +385,7 @@ fn decode_metadata(mut p: Bytes) -> Result<Metadata, FrameError> {
 mod tests {
     use super::*;
 
-    fn round_trip(frame: Frame) {
+    fn round_trip(frame: &Frame) {
         let mut buf = BytesMut::new();
         frame.encode(&mut buf);
         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
@@ -390,13 +395,13 @@ mod tests {
             "length prefix counts the rest of the frame"
         );
         let decoded = Frame::decode(buf.freeze().slice(4..), 1 << 20).unwrap();
-        assert_eq!(decoded, frame);
+        assert_eq!(&decoded, frame);
     }
 
     #[test]
     fn every_frame_type_round_trips() {
         let metadata: Metadata = [("a", "1"), ("b", "two")].into_iter().collect();
-        round_trip(Frame::Open {
+        round_trip(&Frame::Open {
             id: 7,
             end_stream: true,
             method: Bytes::from_static(b"Say.hello"),
@@ -404,7 +409,7 @@ mod tests {
             metadata,
             data: Bytes::from_static(b"\0\0\0\x01\xc0"),
         });
-        round_trip(Frame::Open {
+        round_trip(&Frame::Open {
             id: 9,
             end_stream: false,
             method: Bytes::from_static(b"S.m"),
@@ -412,34 +417,34 @@ mod tests {
             metadata: Metadata::new(),
             data: Bytes::new(),
         });
-        round_trip(Frame::Data {
+        round_trip(&Frame::Data {
             id: 3,
             end_stream: false,
             data: Bytes::from_static(b"xyz"),
         });
-        round_trip(Frame::Data {
+        round_trip(&Frame::Data {
             id: 3,
             end_stream: true,
             data: Bytes::new(),
         });
-        round_trip(Frame::Close {
+        round_trip(&Frame::Close {
             id: 5,
             status: Status::with_details(Code::NotFound, "gone", Bytes::from_static(b"\x01")),
             data: Bytes::from_static(b"tail"),
         });
-        round_trip(Frame::Cancel {
+        round_trip(&Frame::Cancel {
             id: 11,
             code: Code::DeadlineExceeded,
         });
-        round_trip(Frame::Credit {
+        round_trip(&Frame::Credit {
             id: 0,
             increment: 65536,
         });
-        round_trip(Frame::Ping {
+        round_trip(&Frame::Ping {
             ack: true,
             payload: 0xdead_beef,
         });
-        round_trip(Frame::GoAway {
+        round_trip(&Frame::GoAway {
             last_stream_id: 41,
             code: Code::Unavailable,
             reason: "bye".into(),

@@ -72,7 +72,7 @@ impl ServerBuilder {
     ///
     /// If a service with the same name was added already.
     pub fn add_service<S: Service>(mut self, service: S) -> Self {
-        self.router.add(Arc::new(service));
+        self.router.add(&(Arc::new(service) as Arc<dyn Service>));
         self
     }
 
@@ -323,7 +323,7 @@ async fn serve_connection<IO>(
             // Every call has ended: say the last frames, then close.
             conn.push_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
-            conn.close(Status::unavailable("the server shut down"));
+            conn.close(&Status::unavailable("the server shut down"));
             break;
         }
         tokio::select! {
@@ -334,7 +334,7 @@ async fn serve_connection<IO>(
             }
             _ = handler_done, if draining => {}
             _ = hard_stop.cancelled() => {
-                conn.close(Status::unavailable("the server shut down before the call finished"));
+                conn.close(&Status::unavailable("the server shut down before the call finished"));
                 break;
             }
         }
@@ -346,7 +346,7 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.close(Status::unavailable(
+        self.0.close(&Status::unavailable(
             "the server stopped serving this connection",
         ));
     }

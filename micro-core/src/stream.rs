@@ -39,7 +39,7 @@ struct State {
 pub(crate) const MAX_CREDIT: u32 = i32::MAX as u32;
 
 /// What taking a DATA payload caused.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Pushed {
     /// Bytes released for the connection's window.
     pub(crate) released: u32,

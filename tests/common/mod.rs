@@ -1,7 +1,8 @@
 //! A service built to be probed: every method exists to make one behaviour observable, and the
 //! implementation counts what happens to its handlers.
 
-#![allow(dead_code)]
+// Test support: each test file uses a different part of it, and `pub` is the module's API.
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -113,10 +114,10 @@ impl Probe {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let now = counter.load(Ordering::SeqCst);
             if now == last {
-                still += 1
+                still += 1;
             } else {
                 still = 0;
-                last = now
+                last = now;
             }
         }
         last

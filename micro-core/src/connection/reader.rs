@@ -31,15 +31,15 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
         let raw = match next {
             Some(Ok(raw)) => raw,
             Some(Err(err)) if err.kind() == io::ErrorKind::InvalidData => {
-                conn.protocol_error(err.to_string());
+                conn.protocol_error(&err.to_string());
                 return;
             }
             Some(Err(err)) => {
-                conn.close(Status::unavailable(format!("connection lost: {err}")));
+                conn.close(&Status::unavailable(format!("connection lost: {err}")));
                 return;
             }
             None => {
-                conn.close(Status::unavailable(
+                conn.close(&Status::unavailable(
                     "connection lost: the peer closed the connection",
                 ));
                 return;
@@ -55,7 +55,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
             }) => crate::server::dispatch::refuse(&conn, id, status, data_len),
         };
         if let Err(reason) = result {
-            conn.protocol_error(reason);
+            conn.protocol_error(&reason);
             return;
         }
     }

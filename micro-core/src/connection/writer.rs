@@ -66,7 +66,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 }
             };
             if let Err(err) = written {
-                conn.close(Status::unavailable(format!("connection lost: {err}")));
+                conn.close(&Status::unavailable(format!("connection lost: {err}")));
                 return;
             }
             buf.clear();

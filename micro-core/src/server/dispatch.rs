@@ -18,15 +18,15 @@ pub(crate) fn open(
     router: &Router,
     id: u32,
     end_stream: bool,
-    method: Bytes,
+    method: &[u8],
     timeout: Option<Duration>,
     metadata: Metadata,
     data: Bytes,
 ) -> Result<(), String> {
-    let Some(route) = router.get(&method) else {
+    let Some(route) = router.get(method) else {
         let status = Status::unimplemented(format!(
             "this server has no method {:?}",
-            String::from_utf8_lossy(&method)
+            String::from_utf8_lossy(method)
         ));
         return refuse(conn, id, status, data.len());
     };

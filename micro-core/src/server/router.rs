@@ -27,7 +27,7 @@ impl Router {
     /// # Panics
     ///
     /// If a service of the same name was added already.
-    pub(crate) fn add(&mut self, service: Arc<dyn Service>) {
+    pub(crate) fn add(&mut self, service: &Arc<dyn Service>) {
         let descriptor = service.descriptor();
         assert!(
             !self.services.contains(&descriptor.name),
