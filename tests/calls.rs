@@ -114,6 +114,24 @@ async fn duplex_send_and_receive_in_turn(transport: Transport) {
     assert_eq!(duplex.recv().await.unwrap(), None);
 }
 
+async fn server_may_drop_the_request_stream_and_still_answer(transport: Transport) {
+    let h = Harness::start(transport).await;
+    // The client offers an endless stream; the handler reads one item, drops the rest and
+    // answers. The client stops sending when the call ends instead of hanging on credit.
+    let replies = h.client.take_one(3, futures::stream::iter(7u64..)).await.unwrap();
+    let replies: Vec<u64> = replies.map(Result::unwrap).collect().await;
+    assert_eq!(replies, [7, 8, 9]);
+    // the same with the duplex handle: sends fail once the server ended the call
+    let mut duplex = h.client.take_one_duplex(2).await.unwrap();
+    duplex.send(40).await.unwrap();
+    assert_eq!(duplex.recv().await.unwrap(), Some(40));
+    assert_eq!(duplex.recv().await.unwrap(), Some(41));
+    assert_eq!(duplex.recv().await.unwrap(), None);
+    assert!(duplex.send(1).await.is_err(), "the call has ended");
+    let stats = h.client.client().stats().unwrap();
+    assert_eq!(stats.open_streams, 0, "{stats:?}");
+}
+
 async fn error_mid_stream_arrives_after_the_items(transport: Transport) {
     let h = Harness::start(transport).await;
     let mut s = h.client.range_then_fail(3).await.unwrap();
@@ -270,6 +288,7 @@ on_both_transports!(
     bidirectional_many_and_none,
     duplex_half_close_as_in_the_article,
     duplex_send_and_receive_in_turn,
+    server_may_drop_the_request_stream_and_still_answer,
     error_mid_stream_arrives_after_the_items,
     handler_panic_is_internal_and_the_server_lives,
     unknown_method_is_unimplemented,
