@@ -118,7 +118,11 @@ async fn server_may_drop_the_request_stream_and_still_answer(transport: Transpor
     let h = Harness::start(transport).await;
     // The client offers an endless stream; the handler reads one item, drops the rest and
     // answers. The client stops sending when the call ends instead of hanging on credit.
-    let replies = h.client.take_one(3, futures::stream::iter(7u64..)).await.unwrap();
+    let replies = h
+        .client
+        .take_one(3, futures::stream::iter(7u64..))
+        .await
+        .unwrap();
     let replies: Vec<u64> = replies.map(Result::unwrap).collect().await;
     assert_eq!(replies, [7, 8, 9]);
     // the same with the duplex handle: sends fail once the server ended the call

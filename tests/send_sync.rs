@@ -7,7 +7,8 @@ use std::future::IntoFuture;
 
 use common::{Blob, LabClient, LabServer};
 use micro::client::{
-    BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender, ServerStreamingCall, UnaryCall,
+    BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender, ServerStreamingCall,
+    UnaryCall,
 };
 use micro::{Client, Context, Metadata, RequestStream, ResponseStream, ServerBuilder, Status};
 
