@@ -131,7 +131,12 @@ async fn server_may_drop_the_request_stream_and_still_answer(transport: Transpor
     assert_eq!(duplex.recv().await.unwrap(), Some(40));
     assert_eq!(duplex.recv().await.unwrap(), Some(41));
     assert_eq!(duplex.recv().await.unwrap(), None);
-    assert!(duplex.send(1).await.is_err(), "the call has ended");
+    let err = duplex.send(1).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "the server ended the call: {err}"
+    );
     let stats = h.client.client().stats().unwrap();
     assert_eq!(stats.open_streams, 0, "{stats:?}");
 }

@@ -77,6 +77,43 @@ async fn client_default_timeout_applies_to_every_call(transport: Transport) {
         1,
         "a call's own timeout wins"
     );
+    // a long-lived stream can opt out of the default
+    let mut flood = h.client.flood(8).no_timeout().await.unwrap();
+    flood.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    for _ in 0..10 {
+        flood.next().await.unwrap().unwrap();
+    }
+}
+
+async fn dropping_a_stalled_stream_frees_the_connection_window(transport: Transport) {
+    // Eight unread streams fill the whole connection window; another call cannot get its reply
+    // through until one of them is dropped. One stream's bytes (32 KiB) are below the batch in
+    // which connection credit is normally granted (a quarter of the window), so this checks
+    // that a dropped stream's bytes are granted back at once.
+    let client = Client::builder()
+        .stream_window(32 * 1024)
+        .connection_window(256 * 1024);
+    let h = Harness::with(transport, |b| b, client).await;
+    let mut floods = Vec::new();
+    for _ in 0..8 {
+        floods.push(h.client.flood(1024).await.unwrap());
+    }
+    Probe::settle(&h.probe.produced).await;
+    let err = h
+        .client
+        .echo("blocked".into())
+        .timeout(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    drop(floods.pop());
+    let reply = h
+        .client
+        .echo("through".into())
+        .timeout(Duration::from_secs(10))
+        .await;
+    assert_eq!(reply.unwrap(), "through");
 }
 
 async fn server_streaming_producer_waits_for_the_reader(transport: Transport) {
@@ -249,6 +286,7 @@ on_both_transports!(
     dropping_a_call_cancels_its_handler,
     deadline_exceeded_while_the_handler_sleeps,
     client_default_timeout_applies_to_every_call,
+    dropping_a_stalled_stream_frees_the_connection_window,
     server_streaming_producer_waits_for_the_reader,
     client_streaming_producer_waits_for_the_handler,
     concurrent_stream_limit_refuses_with_resource_exhausted,

@@ -249,7 +249,7 @@ impl Shared {
             });
         }
         let released = stream.fail(status);
-        self.release(released);
+        self.release_dropped(released);
     }
 
     // ----- server side -------------------------------------------------------------------
@@ -336,7 +336,7 @@ impl Shared {
     /// Stops a call's handler with `status`, which `finish` then sends to the client.
     pub(crate) fn abort_call(&self, stream: &Stream, status: Status) {
         let released = stream.fail(status);
-        self.release(released);
+        self.release_dropped(released);
     }
 
     /// Counts a handler as finished.
@@ -375,7 +375,7 @@ impl Shared {
             });
         }
         let released = stream.discard();
-        self.release(released);
+        self.release_dropped(released);
     }
 
     /// Shortens a status so its CLOSE frame fits the peer's frame limit.
@@ -395,7 +395,7 @@ impl Shared {
     pub(crate) fn forget(&self, stream: &Stream) {
         self.table().streams.remove(&stream.id);
         let released = stream.discard();
-        self.release(released);
+        self.release_dropped(released);
     }
 
     /// Stops accepting calls: answers new OPENs with `Unavailable` and tells the client.
@@ -536,12 +536,23 @@ impl Shared {
 
     /// Marks `n` received bytes as consumed, granting connection credit in batches.
     fn release(&self, n: u32) {
+        self.release_with(n, self.config.connection_window / 4);
+    }
+
+    /// Marks the bytes of a stream that is gone as consumed, granting them back at once: a
+    /// peer stalled on the connection window gets going as soon as the stalling stream is
+    /// dropped.
+    fn release_dropped(&self, n: u32) {
+        self.release_with(n, 1);
+    }
+
+    fn release_with(&self, n: u32, threshold: u32) {
         if n == 0 {
             return;
         }
         let mut flow = self.recv_flow.lock().unwrap_or_else(|e| e.into_inner());
         flow.released += n;
-        if flow.released >= self.config.connection_window / 4 {
+        if flow.released >= threshold {
             let increment = std::mem::take(&mut flow.released);
             flow.outstanding -= increment;
             drop(flow);
@@ -567,7 +578,7 @@ impl Shared {
         } else {
             // The handler task is stopped and answers the client with `status`.
             let released = stream.fail(status);
-            self.release(released);
+            self.release_dropped(released);
         }
     }
 
@@ -638,7 +649,7 @@ impl Shared {
                         let released = stream.fail(Status::resource_exhausted(format!(
                             "a message of {len} bytes exceeds the limit of {max}"
                         )));
-                        self.release(released);
+                        self.release_dropped(released);
                         return Ok(());
                     }
                 }
@@ -657,7 +668,7 @@ impl Shared {
                 if let Some(stream) = self.lookup(id)? {
                     self.table().streams.remove(&id);
                     let released = stream.fail(Status::new(code, "the client cancelled the call"));
-                    self.release(released);
+                    self.release_dropped(released);
                 }
                 Ok(())
             }
@@ -717,7 +728,7 @@ impl Shared {
             let released = stream.fail(Status::unavailable(format!(
                 "the server is going away ({status}) and did not start this call; it is safe to retry"
             )));
-            self.release(released);
+            self.release_dropped(released);
         }
     }
 

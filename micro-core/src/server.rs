@@ -128,7 +128,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds `addr` and serves until an error stops the listener.
+    /// Binds `addr` and serves for as long as the future is polled. Failed accepts (such as
+    /// running out of file descriptors) are logged and retried, so it only returns early with
+    /// an error.
     ///
     /// # Errors
     ///

@@ -232,13 +232,6 @@ impl fmt::Display for Status {
 
 impl std::error::Error for Status {}
 
-impl From<std::io::Error> for Status {
-    /// An I/O error on the connection: the peer can no longer be reached.
-    fn from(err: std::io::Error) -> Status {
-        Status::unavailable(format!("connection error: {err}"))
-    }
-}
-
 /// `Result<T, Status>`, the return type of every micro method.
 pub type Result<T, E = Status> = std::result::Result<T, E>;
 

@@ -122,7 +122,13 @@ impl Stream {
             });
         }
         if s.send_end.is_none() {
-            s.send_end = Some(Status::cancelled("the call has ended"));
+            // Sending on is pointless: say how the call ended.
+            s.send_end = Some(match &s.recv_end {
+                Some(Err(status)) => status.clone(),
+                _ => Status::failed_precondition(
+                    "the server has ended the call and takes no more requests",
+                ),
+            });
         }
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);

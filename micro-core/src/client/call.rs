@@ -27,8 +27,15 @@ use crate::{Metadata, Status, message};
 
 #[derive(Debug, Default)]
 struct Options {
-    timeout: Option<Duration>,
+    /// `None`: the client's default; `Some(None)`: no deadline for this call.
+    timeout: Option<Option<Duration>>,
     metadata: Metadata,
+}
+
+impl Options {
+    fn timeout(&self, client: &Client) -> Option<Duration> {
+        self.timeout.unwrap_or(client.default_timeout())
+    }
 }
 
 /// A call in progress on the client. Dropping it before the server ended the call cancels the
@@ -51,7 +58,7 @@ impl Call {
     ) -> Result<Call, Status> {
         let args = args?;
         let conn = client.connection().await?;
-        let timeout = options.timeout.or(client.default_timeout());
+        let timeout = options.timeout(client);
         let deadline = timeout.map(|t| Instant::now() + t);
         let (stream, rest) = conn.open(method, timeout, options.metadata, args, end_stream)?;
         let call = Call {
@@ -148,10 +155,7 @@ async fn with_deadline<T>(
 }
 
 fn deadline_of(client: &Client, options: &Options) -> Option<Instant> {
-    options
-        .timeout
-        .or(client.default_timeout())
-        .map(|t| Instant::now() + t)
+    options.timeout(client).map(|t| Instant::now() + t)
 }
 
 /// How sending a request stream ended.
@@ -190,7 +194,14 @@ macro_rules! call_options {
             /// Fails the call with `DeadlineExceeded` unless it ends within `timeout`. The server
             /// receives the deadline too and stops its handler when it passes.
             pub fn timeout(mut self, timeout: Duration) -> Self {
-                self.options.timeout = Some(timeout);
+                self.options.timeout = Some(Some(timeout));
+                self
+            }
+
+            /// Gives this call no deadline, even if the client has a default
+            /// [`timeout`](crate::ClientBuilder::timeout): for long-lived streams.
+            pub fn no_timeout(mut self) -> Self {
+                self.options.timeout = Some(None);
                 self
             }
 
