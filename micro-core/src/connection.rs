@@ -38,9 +38,16 @@ pub(crate) const MAX_STREAM_ID: u32 = i32::MAX as u32;
 #[derive(Debug)]
 pub(crate) enum Out {
     Frame(Frame),
+    /// A frame the peer's own input called for (a PING answer, a refusal): counted, so a peer
+    /// that sends such input without reading the answers cannot make the queue grow unbounded.
+    Reply(Frame),
     /// Write everything queued so far, then close the write side.
     Shutdown,
 }
+
+/// How many answers to a peer's input may wait in the writer's queue. A peer that reads
+/// nothing while it keeps asking breaks the protocol's expectations and is disconnected.
+pub(crate) const MAX_QUEUED_REPLIES: usize = 1024;
 
 /// Which end of the connection this is.
 #[derive(Debug)]
@@ -57,7 +64,7 @@ pub struct ConnectionStats {
     /// Server handlers still running (a handler can outlive its stream by an instant while it
     /// is being dropped).
     pub running_handlers: usize,
-    /// Bytes received and not yet handed back to the peer as credit.
+    /// Bytes of received messages held for the application: queued, or being assembled.
     pub buffered_bytes: usize,
 }
 
@@ -73,6 +80,10 @@ pub(crate) struct Shared {
     /// Connection-level credit the peer granted for our sends.
     send_window: Semaphore,
     recv_flow: Mutex<RecvFlow>,
+    /// Bytes held in stream buffers, for statistics.
+    buffered: AtomicUsize,
+    /// Frames of `Out::Reply` in the writer's queue.
+    pub(crate) queued_replies: AtomicUsize,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -89,14 +100,17 @@ struct Table {
     going_away: bool,
     /// Why the connection closed, once it has.
     closed: Option<Status>,
+    /// What the peer said in its GOAWAY, if it sent one.
+    goaway: Option<Status>,
 }
 
+/// Connection-level receive books. Connection credit is granted as bytes arrive and are handed
+/// to a stream: stream windows bound what each stream holds, so an unread stream never stalls
+/// the others (the sum of stream windows bounds the connection).
 #[derive(Debug, Default)]
 struct RecvFlow {
-    /// Bytes received on all streams and not yet granted back.
+    /// Bytes received and not yet granted back.
     outstanding: u32,
-    /// Of those, bytes released (consumed or dropped) and not yet granted back.
-    released: u32,
 }
 
 impl Shared {
@@ -119,8 +133,11 @@ impl Shared {
                 last_id: 0,
                 going_away: false,
                 closed: None,
+                goaway: None,
             }),
             recv_flow: Mutex::new(RecvFlow::default()),
+            buffered: AtomicUsize::new(0),
+            queued_replies: AtomicUsize::new(0),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -135,6 +152,18 @@ impl Shared {
     /// Queues a frame for the writer. After the connection closed this does nothing.
     pub(crate) fn push(&self, frame: Frame) {
         let _ = self.out.send(Out::Frame(frame));
+    }
+
+    /// Queues a frame the peer's input called for. `Err` once too many are waiting: the peer
+    /// does not read.
+    fn reply(&self, frame: Frame) -> Result<(), String> {
+        if self.queued_replies.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_REPLIES {
+            return Err(format!(
+                "the peer keeps sending while {MAX_QUEUED_REPLIES} answers wait for it to read"
+            ));
+        }
+        let _ = self.out.send(Out::Reply(frame));
+        Ok(())
     }
 
     /// Asks the writer to flush what is queued and close the write side.
@@ -154,12 +183,10 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> ConnectionStats {
-        let open_streams = self.table().streams.len();
-        let flow = self.recv_flow.lock().unwrap_or_else(|e| e.into_inner());
         ConnectionStats {
-            open_streams,
+            open_streams: self.table().streams.len(),
             running_handlers: self.running.load(Ordering::Acquire),
-            buffered_bytes: (flow.outstanding - flow.released) as usize,
+            buffered_bytes: self.buffered.load(Ordering::Acquire),
         }
     }
 
@@ -248,22 +275,19 @@ impl Shared {
                 code: status.code(),
             });
         }
-        let released = stream.fail(status);
-        self.release_dropped(released);
+        self.unbuffer(stream.fail(status));
     }
 
     // ----- server side -------------------------------------------------------------------
 
-    /// Registers a call the client opened. `Err` is a protocol error; `Ok(None)` means the call
-    /// was refused with a CLOSE frame.
+    /// Registers a call the client opened. `Err` is a protocol error.
     pub(crate) fn accept(
         &self,
         id: u32,
         data: Bytes,
         end_stream: bool,
     ) -> Result<Accepted, String> {
-        let len = data.len() as u32;
-        self.receive(len)?;
+        self.arrive(data.len() as u32)?;
         let mut table = self.table();
         check_new_id(id, table.last_id)?;
         table.last_id = id;
@@ -271,12 +295,11 @@ impl Shared {
             return Ok(Accepted::Refused);
         }
         let refuse = |status: Status| {
-            self.push(Frame::Close {
+            self.reply(Frame::Close {
                 id,
-                status,
+                status: self.fit_status(status),
                 data: Bytes::new(),
-            });
-            self.release(len);
+            })?;
             Ok(Accepted::Refused)
         };
         if table.going_away {
@@ -319,24 +342,21 @@ impl Shared {
         if !matches!(self.role, Role::Server(_)) {
             return Err("the server sent OPEN; only clients open streams".into());
         }
-        self.receive(data_len)?;
+        self.arrive(data_len)?;
         let mut table = self.table();
         check_new_id(id, table.last_id)?;
         table.last_id = id;
         drop(table);
-        self.push(Frame::Close {
+        self.reply(Frame::Close {
             id,
-            status,
+            status: self.fit_status(status),
             data: Bytes::new(),
-        });
-        self.release(data_len);
-        Ok(())
+        })
     }
 
     /// Stops a call's handler with `status`, which `finish` then sends to the client.
     pub(crate) fn abort_call(&self, stream: &Stream, status: Status) {
-        let released = stream.fail(status);
-        self.release_dropped(released);
+        self.unbuffer(stream.fail(status));
     }
 
     /// Counts a handler as finished.
@@ -346,12 +366,17 @@ impl Shared {
     }
 
     /// Ends a call from the server side with its final status; `data` holds the last message
-    /// (a unary reply), sent in the same frame when credit allows.
+    /// (a unary reply), sent in the same frame when credit allows. If the call was stopped
+    /// (bad input, a limit), the reason is sent instead of the reply.
     pub(crate) async fn finish(&self, stream: &Stream, status: Status, data: Option<Bytes>) {
+        let (status, data) = match stream.abort_status() {
+            Some(abort) => (abort, None),
+            None => (status, data),
+        };
         let (status, data) = match data.map(|msg| self.check_size(msg)) {
-            None => (self.fit_status(status), Bytes::new()),
+            None => (status, Bytes::new()),
             // A reply the client would refuse: the call fails with the reason instead.
-            Some(Err(too_large)) => (self.fit_status(too_large), Bytes::new()),
+            Some(Err(too_large)) => (too_large, Bytes::new()),
             Some(Ok(msg)) => {
                 let status = self.fit_status(status);
                 let fits = 1 + 4 + status.message().len() + 4 + status.details().len() + msg.len()
@@ -359,23 +384,22 @@ impl Shared {
                 if fits && self.try_take_credit(stream, msg.len() as u32) {
                     (status, msg)
                 } else {
-                    if self.send_message(stream, msg, false).await.is_err() {
-                        self.forget(stream);
-                        return;
+                    match self.send_message(stream, msg, false).await {
+                        Ok(()) => (status, Bytes::new()),
+                        // Still in the table (not cancelled): the client learns why.
+                        Err(err) => (err, Bytes::new()),
                     }
-                    (status, Bytes::new())
                 }
             }
         };
         if self.table().streams.remove(&stream.id).is_some() {
             self.push(Frame::Close {
                 id: stream.id,
-                status,
+                status: self.fit_status(status),
                 data,
             });
         }
-        let released = stream.discard();
-        self.release_dropped(released);
+        self.unbuffer(stream.discard());
     }
 
     /// Shortens a status so its CLOSE frame fits the peer's frame limit.
@@ -391,11 +415,10 @@ impl Shared {
         Status::new(status.code(), &status.message()[..end])
     }
 
-    /// Drops a stream from the table without telling the peer (it already knows).
+    /// Drops a stream from the table without telling the peer (the call has ended).
     pub(crate) fn forget(&self, stream: &Stream) {
         self.table().streams.remove(&stream.id);
-        let released = stream.discard();
-        self.release_dropped(released);
+        self.unbuffer(stream.discard());
     }
 
     /// Stops accepting calls: answers new OPENs with `Unavailable` and tells the client.
@@ -455,7 +478,10 @@ impl Shared {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future may leave a message partly sent; only do so when abandoning the call.
+    /// Dropping the future before any of the message is queued gives its credit back and
+    /// leaves the call as it was. Dropping it after part of the message is queued would leave
+    /// a torn message on the wire, so the call is ended instead: cancelled (client) or stopped
+    /// with `Internal` (server).
     pub(crate) async fn send_message(
         &self,
         stream: &Stream,
@@ -463,17 +489,19 @@ impl Shared {
         end_stream: bool,
     ) -> Result<(), Status> {
         let mut msg = self.check_size(msg)?;
+        let mut guard = SendGuard {
+            conn: self,
+            stream,
+            credit: 0,
+            torn: false,
+        };
         loop {
             let want = (msg.len() as u32).min(self.peer.max_frame_size);
-            let n = poll_fn(|cx| stream.poll_credit(cx, want)).await?;
-            match self.send_window.acquire_many(n).await {
-                Ok(permit) => permit.forget(),
-                Err(_) => {
-                    return Err(self
-                        .closed_status()
-                        .unwrap_or_else(|| Status::unavailable("connection closed")));
-                }
-            }
+            guard.credit = poll_fn(|cx| stream.poll_credit(cx, want)).await?;
+            let n = self.take_connection_credit(guard.credit).await?;
+            // Whatever stream credit the connection could not match goes back.
+            stream.return_credit(guard.credit - n);
+            guard.credit = 0;
             let chunk = msg.split_to(n as usize);
             let last = msg.is_empty();
             self.push(Frame::Data {
@@ -482,8 +510,56 @@ impl Shared {
                 data: chunk,
             });
             if last {
+                guard.torn = false;
                 return Ok(());
             }
+            guard.torn = true;
+        }
+    }
+
+    /// Takes between 1 and `want` bytes of connection credit: what is there, or the first byte
+    /// that comes. Never waiting for all of `want` at once means a peer with a small connection
+    /// window is never waited on for more than it can grant.
+    async fn take_connection_credit(&self, want: u32) -> Result<u32, Status> {
+        let closed = || {
+            self.closed_status()
+                .unwrap_or_else(|| Status::unavailable("connection closed"))
+        };
+        loop {
+            let available = self.send_window.available_permits().min(want as usize) as u32;
+            if available > 0 {
+                if let Ok(permit) = self.send_window.try_acquire_many(available) {
+                    permit.forget();
+                    return Ok(available);
+                }
+                continue;
+            }
+            if self.send_window.is_closed() {
+                return Err(closed());
+            }
+            match self.send_window.acquire().await {
+                Ok(permit) => {
+                    permit.forget();
+                    let more = self.send_window.available_permits().min(want as usize - 1) as u32;
+                    if more > 0
+                        && let Ok(permit) = self.send_window.try_acquire_many(more)
+                    {
+                        permit.forget();
+                        return Ok(1 + more);
+                    }
+                    return Ok(1);
+                }
+                Err(_) => return Err(closed()),
+            }
+        }
+    }
+
+    /// Ends a call whose message was abandoned half sent.
+    fn tear(&self, stream: &Stream) {
+        let status = Status::cancelled("a message was abandoned half sent");
+        match self.role {
+            Role::Client => self.cancel(stream, status),
+            Role::Server(_) => self.abort_call(stream, Status::internal(status.message())),
         }
     }
 
@@ -493,21 +569,15 @@ impl Shared {
         stream: &Stream,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
-        match stream.poll_recv(cx) {
-            Poll::Ready(Some(Ok(received))) => {
-                if let Some(increment) = received.grant {
-                    self.push(Frame::Credit {
-                        id: stream.id,
-                        increment,
-                    });
-                }
-                self.release(received.released);
-                Poll::Ready(Some(Ok(received.body)))
-            }
-            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(status))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let polled = stream.poll_recv(cx);
+        if let Some(increment) = polled.grant {
+            self.push(Frame::Credit {
+                id: stream.id,
+                increment,
+            });
         }
+        self.unbuffer(polled.taken);
+        polled.poll
     }
 
     /// Does the flow-control work a DATA payload caused.
@@ -515,11 +585,20 @@ impl Shared {
         if let Some(increment) = pushed.grant {
             self.push(Frame::Credit { id, increment });
         }
-        self.release(pushed.released);
+        self.buffered
+            .fetch_add(pushed.stored as usize, Ordering::AcqRel);
     }
 
-    /// Counts `len` bytes arriving against the connection window.
-    fn receive(&self, len: u32) -> Result<(), String> {
+    /// Bytes left the stream buffers.
+    fn unbuffer(&self, n: u32) {
+        if n > 0 {
+            self.buffered.fetch_sub(n as usize, Ordering::AcqRel);
+        }
+    }
+
+    /// Counts `len` bytes arriving against the connection window, and grants them back in
+    /// batches of a quarter window: they now belong to a stream, whose own window bounds them.
+    fn arrive(&self, len: u32) -> Result<(), String> {
         if len == 0 {
             return Ok(());
         }
@@ -531,33 +610,12 @@ impl Shared {
             ));
         }
         flow.outstanding += len;
-        Ok(())
-    }
-
-    /// Marks `n` received bytes as consumed, granting connection credit in batches.
-    fn release(&self, n: u32) {
-        self.release_with(n, self.config.connection_window / 4);
-    }
-
-    /// Marks the bytes of a stream that is gone as consumed, granting them back at once: a
-    /// peer stalled on the connection window gets going as soon as the stalling stream is
-    /// dropped.
-    fn release_dropped(&self, n: u32) {
-        self.release_with(n, 1);
-    }
-
-    fn release_with(&self, n: u32, threshold: u32) {
-        if n == 0 {
-            return;
-        }
-        let mut flow = self.recv_flow.lock().unwrap_or_else(|e| e.into_inner());
-        flow.released += n;
-        if flow.released >= threshold {
-            let increment = std::mem::take(&mut flow.released);
-            flow.outstanding -= increment;
+        if flow.outstanding >= self.config.connection_window / 4 {
+            let increment = std::mem::take(&mut flow.outstanding);
             drop(flow);
             self.push(Frame::Credit { id: 0, increment });
         }
+        Ok(())
     }
 
     fn lookup(&self, id: u32) -> Result<Option<Arc<Stream>>, String> {
@@ -577,8 +635,7 @@ impl Shared {
             self.cancel(stream, status);
         } else {
             // The handler task is stopped and answers the client with `status`.
-            let released = stream.fail(status);
-            self.release_dropped(released);
+            self.abort_call(stream, status);
         }
     }
 
@@ -603,27 +660,23 @@ impl Shared {
                 end_stream,
                 data,
             } => {
-                let len = data.len() as u32;
-                self.receive(len)?;
+                self.arrive(data.len() as u32)?;
                 let is_server = matches!(self.role, Role::Server(_));
-                match self.lookup(id)? {
-                    Some(stream) => match stream.push(data, end_stream && is_server) {
+                if let Some(stream) = self.lookup(id)? {
+                    match stream.push(data, end_stream && is_server) {
                         Ok(pushed) => self.pushed(id, pushed),
                         Err(InboundError::FlowControl { len, available }) => {
                             return Err(format!(
                                 "stream {id} sent {len} bytes, over its window of {available}"
                             ));
                         }
-                        Err(InboundError::TooLarge { len, max }) => {
-                            self.fail_stream(
-                                &stream,
-                                Status::resource_exhausted(format!(
-                                    "a message of {len} bytes exceeds the limit of {max}"
-                                )),
-                            );
-                        }
-                    },
-                    None => self.release(len),
+                        Err(InboundError::TooLarge { len, max }) => self.fail_stream(
+                            &stream,
+                            Status::resource_exhausted(format!(
+                                "a message of {len} bytes exceeds the limit of {max}"
+                            )),
+                        ),
+                    }
                 }
                 Ok(())
             }
@@ -631,25 +684,28 @@ impl Shared {
                 if !matches!(self.role, Role::Client) {
                     return Err("the client sent CLOSE; only servers close streams".into());
                 }
-                let len = data.len() as u32;
-                self.receive(len)?;
+                self.arrive(data.len() as u32)?;
                 let Some(stream) = self.lookup(id)? else {
-                    self.release(len);
                     return Ok(());
                 };
                 self.table().streams.remove(&id);
                 match stream.push(data, false) {
-                    Ok(pushed) => self.release(pushed.released),
+                    Ok(pushed) => self.pushed(
+                        id,
+                        Pushed {
+                            grant: None,
+                            ..pushed
+                        },
+                    ),
                     Err(InboundError::FlowControl { len, available }) => {
                         return Err(format!(
                             "stream {id} sent {len} bytes, over its window of {available}"
                         ));
                     }
                     Err(InboundError::TooLarge { len, max }) => {
-                        let released = stream.fail(Status::resource_exhausted(format!(
+                        self.unbuffer(stream.fail(Status::resource_exhausted(format!(
                             "a message of {len} bytes exceeds the limit of {max}"
-                        )));
-                        self.release_dropped(released);
+                        ))));
                         return Ok(());
                     }
                 }
@@ -667,8 +723,7 @@ impl Shared {
                 }
                 if let Some(stream) = self.lookup(id)? {
                     self.table().streams.remove(&id);
-                    let released = stream.fail(Status::new(code, "the client cancelled the call"));
-                    self.release_dropped(released);
+                    self.abort_call(&stream, Status::new(code, "the client cancelled the call"));
                 }
                 Ok(())
             }
@@ -692,19 +747,18 @@ impl Shared {
             Frame::Ping {
                 ack: false,
                 payload,
-            } => {
-                self.push(Frame::Ping { ack: true, payload });
-                Ok(())
-            }
+            } => self.reply(Frame::Ping { ack: true, payload }),
             Frame::Ping { ack: true, .. } => Ok(()),
             Frame::GoAway {
                 last_stream_id,
                 code,
                 reason,
             } => {
+                let status = Status::new(code, reason);
                 if let Role::Client = self.role {
-                    self.peer_going_away(last_stream_id, &Status::new(code, reason));
+                    self.peer_going_away(last_stream_id, &status);
                 }
+                self.table().goaway = Some(status);
                 Ok(())
             }
         }
@@ -725,10 +779,17 @@ impl Shared {
         }
         drop(table);
         for stream in unprocessed {
-            let released = stream.fail(Status::unavailable(format!(
+            self.unbuffer(stream.fail(Status::unavailable(format!(
                 "the server is going away ({status}) and did not start this call; it is safe to retry"
-            )));
-            self.release_dropped(released);
+            ))));
+        }
+    }
+
+    /// Why the peer closed the connection, with what it said in a GOAWAY if it sent one.
+    pub(crate) fn peer_closed(&self, what: &str) -> Status {
+        match &self.table().goaway {
+            Some(goaway) => Status::unavailable(format!("{what} after GOAWAY: {goaway}")),
+            None => Status::unavailable(what.to_string()),
         }
     }
 
@@ -743,7 +804,7 @@ impl Shared {
             std::mem::take(&mut table.streams)
         };
         for stream in streams.into_values() {
-            stream.fail(status.clone());
+            self.unbuffer(stream.fail(status.clone()));
         }
         self.send_window.close();
         self.closed.cancel();
@@ -761,6 +822,26 @@ impl Shared {
         });
         self.push_shutdown();
         self.close(&Status::unavailable(format!("protocol error: {reason}")));
+    }
+}
+
+/// Gives back stream credit taken for a chunk that was never queued, and ends the call if a
+/// message was left half sent, when a `send_message` future is dropped.
+struct SendGuard<'a> {
+    conn: &'a Shared,
+    stream: &'a Stream,
+    credit: u32,
+    torn: bool,
+}
+
+impl Drop for SendGuard<'_> {
+    fn drop(&mut self) {
+        if self.credit > 0 {
+            self.stream.return_credit(self.credit);
+        }
+        if self.torn {
+            self.conn.tear(self.stream);
+        }
     }
 }
 
@@ -831,5 +912,158 @@ impl Connection {
         tokio::spawn(writer::run(shared.clone(), rx, write));
         tokio::spawn(reader::run(shared.clone(), read));
         Ok(Connection(Arc::new(Handle(shared))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::Waker;
+
+    use super::*;
+
+    fn msg(body: &[u8]) -> Bytes {
+        let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(body);
+        Bytes::from(wire)
+    }
+
+    fn peer(stream_window: u32, connection_window: u32) -> PeerSettings {
+        PeerSettings {
+            max_frame_size: 1 << 20,
+            max_message_size: 4 << 20,
+            stream_window,
+            connection_window,
+        }
+    }
+
+    fn server() -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
+        let role = Role::Server(Arc::new(Router::default()));
+        Shared::new(role, Config::default(), peer(256 << 10, 16 << 20), None)
+    }
+
+    fn closes(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Status> {
+        let mut found = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            if let Out::Frame(Frame::Close { status, .. })
+            | Out::Reply(Frame::Close { status, .. }) = out
+            {
+                found.push(status);
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn data_routed_to_a_stream_that_just_finished_is_dropped_not_kept() {
+        let (conn, _rx) = server();
+        let Accepted::Call(stream) = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(
+            poll_fn(|cx| conn.poll_recv(&stream, cx)).await,
+            Some(Ok(_))
+        ));
+        // The reader looked the stream up just before the call task finished it...
+        let looked_up = conn.lookup(1).unwrap().expect("open");
+        conn.finish(&stream, Status::new(Code::Ok, ""), None).await;
+        // ...and only then hands it the frame.
+        let pushed = looked_up.push(msg(&[7; 1000]), false).unwrap();
+        conn.pushed(1, pushed);
+        let stats = conn.stats();
+        assert_eq!(
+            (stats.open_streams, stats.buffered_bytes),
+            (0, 0),
+            "{stats:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_before_the_reply_still_sends_a_close() {
+        let (conn, mut rx) = server();
+        let Accepted::Call(stream) = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
+            panic!()
+        };
+        let _ = poll_fn(|cx| conn.poll_recv(&stream, cx)).await;
+        // The client sends a message over the limit while the handler finishes.
+        conn.on_frame(Frame::Data {
+            id: 1,
+            end_stream: false,
+            data: Bytes::from_static(&[0xff; 4]),
+        })
+        .unwrap();
+        conn.finish(&stream, Status::new(Code::Ok, ""), Some(msg(b"\x01")))
+            .await;
+        let closes = closes(&mut rx);
+        assert_eq!(closes.len(), 1, "{closes:?}");
+        assert_eq!(closes[0].code(), Code::ResourceExhausted);
+    }
+
+    #[tokio::test]
+    async fn a_send_dropped_while_waiting_for_connection_credit_gives_its_credit_back() {
+        let (conn, _rx) = Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
+        // The arguments take the whole connection window.
+        let (stream, _) = conn
+            .open("S.m", None, Metadata::new(), msg(&[0; 4092]), false)
+            .unwrap();
+        let before = stream.send_credit();
+        {
+            let send = pin!(conn.send_message(&stream, msg(&[1; 2000]), false));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            // Stream credit is there, connection credit is not.
+            assert!(send.poll(&mut cx).is_pending());
+        }
+        assert_eq!(
+            stream.send_credit(),
+            before,
+            "the credit of a chunk never sent is given back"
+        );
+        assert_eq!(
+            conn.stats().open_streams,
+            1,
+            "nothing was sent, so the call goes on"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_send_dropped_half_way_through_a_message_ends_the_call() {
+        let (conn, mut rx) =
+            Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
+        let (stream, _) = conn
+            .open("S.m", None, Metadata::new(), msg(b"\xc0"), false)
+            .unwrap();
+        {
+            // 6000 bytes: what the connection window has left goes out, the rest waits.
+            let send = pin!(conn.send_message(&stream, msg(&[1; 6000]), false));
+            let mut cx = TaskContext::from_waker(Waker::noop());
+            assert!(send.poll(&mut cx).is_pending());
+        }
+        assert_eq!(
+            conn.stats().open_streams,
+            0,
+            "a torn message cancels the call"
+        );
+        let mut cancelled = false;
+        while let Ok(out) = rx.try_recv() {
+            cancelled |= matches!(out, Out::Frame(Frame::Cancel { .. }));
+        }
+        assert!(cancelled);
+    }
+
+    #[tokio::test]
+    async fn answers_to_a_peer_that_does_not_read_are_bounded() {
+        let (conn, _rx) = server();
+        let mut result = Ok(());
+        for payload in 0..=MAX_QUEUED_REPLIES as u64 {
+            result = conn.on_frame(Frame::Ping {
+                ack: false,
+                payload,
+            });
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = result.unwrap_err();
+        assert!(err.contains("answers wait"), "{err}");
     }
 }

@@ -294,21 +294,24 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let peer = match tokio::time::timeout(
+    let handshake = tokio::time::timeout(
         config.handshake_timeout,
         handshake::server(&mut io, &config),
-    )
-    .await
-    {
-        Ok(Ok(peer)) => peer,
-        Ok(Err(err)) => {
-            tracing::info!(peer = ?peer_addr, %err, "handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(peer = ?peer_addr, "handshake timed out");
-            return;
-        }
+    );
+    let peer = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(peer)) => peer,
+            Ok(Err(err)) => {
+                tracing::info!(peer = ?peer_addr, %err, "handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(peer = ?peer_addr, "handshake timed out");
+                return;
+            }
+        },
+        // A shutdown does not wait for a connection that has not even said hello.
+        _ = drain.cancelled() => return,
     };
     let (read, write) = tokio::io::split(io);
     let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);

@@ -41,18 +41,18 @@ pub(crate) const MAX_CREDIT: u32 = i32::MAX as u32;
 /// What taking a DATA payload caused.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pushed {
-    /// Bytes released for the connection's window.
-    pub(crate) released: u32,
+    /// Bytes now held in the stream's buffer (0 if they were dropped).
+    pub(crate) stored: u32,
     /// A stream credit grant to send.
     pub(crate) grant: Option<u32>,
 }
 
-/// A message taken from a stream, with the flow-control work it caused.
+/// The outcome of polling a stream for its next message, with the flow-control work it caused.
 #[derive(Debug)]
-pub(crate) struct Received {
-    pub(crate) body: Bytes,
-    /// Bytes released for the connection's window.
-    pub(crate) released: u32,
+pub(crate) struct Polled {
+    pub(crate) poll: Poll<Option<Result<Bytes, Status>>>,
+    /// Bytes that left the stream's buffer.
+    pub(crate) taken: u32,
     /// A stream credit grant to send.
     pub(crate) grant: Option<u32>,
 }
@@ -88,11 +88,12 @@ impl Stream {
         if s.recv_end.is_some() {
             // The call already ended on this side (e.g. failed); the bytes are dropped unread.
             return Ok(Pushed {
-                released: data.len() as u32,
+                stored: 0,
                 grant: None,
             });
         }
-        let released = s.inbound.push(data)?;
+        let stored = data.len() as u32;
+        s.inbound.push(data)?;
         // Bytes of a message the reader is waiting for were released on arrival: grant them now,
         // or a message larger than the window would never complete.
         let grant = if end { None } else { s.inbound.take_grant() };
@@ -106,7 +107,7 @@ impl Stream {
             });
         }
         wake(&mut s.recv_waker);
-        Ok(Pushed { released, grant })
+        Ok(Pushed { stored, grant })
     }
 
     /// Ends the peer's side (CLOSE on the client). Messages queued before stay readable.
@@ -135,10 +136,10 @@ impl Stream {
     }
 
     /// Fails the call on this side: pending reads and sends see `status`, a server handler is
-    /// stopped. Returns the buffered bytes this released for the connection's window.
+    /// stopped. Returns the bytes dropped from its buffer.
     pub(crate) fn fail(&self, status: Status) -> u32 {
         let mut s = self.lock();
-        let released = s.inbound.discard();
+        let dropped = s.inbound.discard();
         s.started = true;
         if !matches!(s.recv_end, Some(Err(_))) {
             s.recv_end = Some(Err(status.clone()));
@@ -152,41 +153,73 @@ impl Stream {
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);
         wake(&mut s.task_waker);
-        released
+        dropped
     }
 
-    /// Drops what is buffered, when the local side gives up on the stream.
+    /// Drops what is buffered once the stream left the table, and ends its receive side, so a
+    /// DATA frame the reader routed here just before is dropped instead of buffered for no one.
+    /// Returns the bytes dropped.
     pub(crate) fn discard(&self) -> u32 {
-        self.lock().inbound.discard()
+        let mut s = self.lock();
+        if s.recv_end.is_none() {
+            s.recv_end = Some(Err(Status::cancelled("the call has ended")));
+        }
+        s.inbound.discard()
+    }
+
+    /// Bytes of send credit held now.
+    #[cfg(test)]
+    pub(crate) fn send_credit(&self) -> u32 {
+        self.lock().send_credit
+    }
+
+    /// Why the handler was stopped, if it was (server side).
+    pub(crate) fn abort_status(&self) -> Option<Status> {
+        self.lock().abort.clone()
     }
 
     /// The next message, the end of the peer's side (`None`), or why the call failed.
-    pub(crate) fn poll_recv(
-        &self,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Received, Status>>> {
+    pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Polled {
         let mut s = self.lock();
         // Messages that arrived before the end come first, even before an error (a local
         // failure discards them, so they are only ever the peer's).
-        if let Some((body, released)) = s.inbound.pop() {
+        if let Some((body, _)) = s.inbound.pop() {
+            let taken = (crate::message::PREFIX_LEN + body.len()) as u32;
             let grant = if s.recv_end.is_none() {
                 s.inbound.take_grant()
             } else {
                 None
             };
-            return Poll::Ready(Some(Ok(Received {
-                body,
-                released,
+            return Polled {
+                poll: Poll::Ready(Some(Ok(body))),
+                taken,
                 grant,
-            })));
+            };
         }
-        match &s.recv_end {
-            Some(Err(status)) => return Poll::Ready(Some(Err(status.clone()))),
-            Some(Ok(())) => return Poll::Ready(None),
-            None => {}
+        let poll = match &s.recv_end {
+            Some(Err(status)) => Poll::Ready(Some(Err(status.clone()))),
+            Some(Ok(())) => Poll::Ready(None),
+            None => Poll::Pending,
+        };
+        if poll.is_ready() {
+            return Polled {
+                poll,
+                taken: 0,
+                grant: None,
+            };
         }
+        // Nothing to read: the message being assembled is what the application waits for.
+        let grant = if s.inbound.wait() > 0 {
+            s.inbound.take_grant()
+        } else {
+            None
+        };
         set_waker(&mut s.recv_waker, cx);
-        Poll::Pending
+        Polled {
+            poll: Poll::Pending,
+            taken: 0,
+            grant,
+        }
     }
 
     /// Ready once the server answered in any way (client side).
@@ -302,8 +335,10 @@ mod tests {
         wire
     }
 
-    fn recv(stream: &Stream) -> Poll<Option<Result<Received, Status>>> {
-        stream.poll_recv(&mut TaskContext::from_waker(Waker::noop()))
+    fn recv(stream: &Stream) -> Poll<Option<Result<Bytes, Status>>> {
+        stream
+            .poll_recv(&mut TaskContext::from_waker(Waker::noop()))
+            .poll
     }
 
     #[test]
@@ -325,7 +360,7 @@ mod tests {
             credit = credit - n + pushed.grant.unwrap_or(0) as usize;
         }
         match recv(&stream) {
-            Poll::Ready(Some(Ok(received))) => assert_eq!(received.body.len(), 100),
+            Poll::Ready(Some(Ok(body))) => assert_eq!(body.len(), 100),
             other => panic!("{other:?}"),
         }
     }
@@ -339,7 +374,7 @@ mod tests {
         stream.end_recv(Err(Status::aborted("late failure")));
         for len in [1, 2] {
             match recv(&stream) {
-                Poll::Ready(Some(Ok(received))) => assert_eq!(received.body.len(), len),
+                Poll::Ready(Some(Ok(body))) => assert_eq!(body.len(), len),
                 other => panic!("{other:?}"),
             }
         }
@@ -369,7 +404,7 @@ mod tests {
         assert_eq!(
             stream.fail(Status::cancelled("gone")),
             7,
-            "the queued bytes are released"
+            "the queued bytes are dropped"
         );
         assert!(matches!(recv(&stream), Poll::Ready(Some(Err(_)))));
     }

@@ -6,12 +6,14 @@
 use std::fmt;
 use std::future::{Future, IntoFuture, poll_fn};
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::future::{BoxFuture, Either, select};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -53,14 +55,15 @@ impl Call {
         client: &Client,
         method: &'static str,
         args: Result<Bytes, Status>,
-        options: Options,
+        metadata: Metadata,
+        deadline: Option<Instant>,
         end_stream: bool,
     ) -> Result<Call, Status> {
         let args = args?;
         let conn = client.connection().await?;
-        let timeout = options.timeout(client);
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let (stream, rest) = conn.open(method, timeout, options.metadata, args, end_stream)?;
+        // What is left of the deadline travels with the call.
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let (stream, rest) = conn.open(method, timeout, metadata, args, end_stream)?;
         let call = Call {
             conn,
             stream,
@@ -155,7 +158,10 @@ async fn with_deadline<T>(
 }
 
 fn deadline_of(client: &Client, options: &Options) -> Option<Instant> {
-    options.timeout(client).map(|t| Instant::now() + t)
+    // A timeout too large to add is no deadline at all.
+    options
+        .timeout(client)
+        .and_then(|t| Instant::now().checked_add(t))
 }
 
 /// How sending a request stream ended.
@@ -294,8 +300,15 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for UnaryCall<R> {
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             with_deadline(deadline, async {
-                let call =
-                    Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                let call = Call::start(
+                    &self.client,
+                    self.method,
+                    self.args,
+                    self.options.metadata,
+                    deadline,
+                    true,
+                )
+                .await?;
                 call.reply().await
             })
             .await
@@ -311,8 +324,15 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for ServerStreamingCall<R>
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             let call = with_deadline(deadline, async {
-                let call =
-                    Call::start(&self.client, self.method, self.args, self.options, true).await?;
+                let call = Call::start(
+                    &self.client,
+                    self.method,
+                    self.args,
+                    self.options.metadata,
+                    deadline,
+                    true,
+                )
+                .await?;
                 call.accepted().await?;
                 Ok(call)
             })
@@ -334,8 +354,15 @@ where
         Box::pin(async move {
             let deadline = deadline_of(&self.client, &self.options);
             with_deadline(deadline, async {
-                let call =
-                    Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                let call = Call::start(
+                    &self.client,
+                    self.method,
+                    self.args,
+                    self.options.metadata,
+                    deadline,
+                    false,
+                )
+                .await?;
                 let sending = pin!(pump(&call.conn, &call.stream, self.items));
                 let reply = pin!(call.reply::<R>());
                 match select(sending, reply).await {
@@ -363,14 +390,30 @@ where
             let deadline = deadline_of(&self.client, &self.options);
             let items = self.items;
             let (call, sender) = with_deadline(deadline, async {
-                let call =
-                    Call::start(&self.client, self.method, self.args, self.options, false).await?;
+                let call = Call::start(
+                    &self.client,
+                    self.method,
+                    self.args,
+                    self.options.metadata,
+                    deadline,
+                    false,
+                )
+                .await?;
                 // Requests flow while the caller reads replies, so they get a task of their own,
                 // started before waiting for the server: a handler may read before it answers.
                 let (conn, stream) = (call.conn.clone(), call.stream.clone());
                 let sender = AbortOnDrop(tokio::spawn(async move {
-                    if let PumpEnd::Failed(status) = pump(&conn, &stream, items).await {
-                        conn.cancel(&stream, status);
+                    // The items are the caller's code: a panic there must end the call, not
+                    // leave both sides waiting.
+                    match AssertUnwindSafe(pump(&conn, &stream, items))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(PumpEnd::Failed(status)) => conn.cancel(&stream, status),
+                        Ok(PumpEnd::Done | PumpEnd::CallEnded) => {}
+                        Err(_) => {
+                            conn.cancel(&stream, Status::internal("the request stream panicked"));
+                        }
                     }
                 }));
                 call.accepted().await?;
@@ -395,7 +438,14 @@ where
             let deadline = deadline_of(&self.client, &self.options);
             let call = with_deadline(
                 deadline,
-                Call::start(&self.client, self.method, self.args, self.options, false),
+                Call::start(
+                    &self.client,
+                    self.method,
+                    self.args,
+                    self.options.metadata,
+                    deadline,
+                    false,
+                ),
             )
             .await?;
             let sender = DuplexSender::new(call.conn.clone(), call.stream.clone());

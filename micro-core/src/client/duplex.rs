@@ -20,14 +20,19 @@ use crate::{Status, message};
 /// [`close_send`](Duplex::close_send) when done, [`recv`](Duplex::recv) replies until `None`.
 ///
 /// [`split`](Duplex::split) it to send from one task while receiving in another.
+///
+/// The request stream ends cleanly only through `close_send`: dropping the handle (or its
+/// sender) without it cancels the call, so the server never mistakes an abandoned stream for
+/// a finished one.
 pub struct Duplex<I, R> {
-    sender: DuplexSender<I>,
+    // Dropped first: cancelling the call before the sender's drop runs.
     receiver: ResponseStream<R>,
+    sender: DuplexSender<I>,
 }
 
 impl<I: Serialize, R: DeserializeOwned> Duplex<I, R> {
     pub(crate) fn new(sender: DuplexSender<I>, receiver: ResponseStream<R>) -> Duplex<I, R> {
-        Duplex { sender, receiver }
+        Duplex { receiver, sender }
     }
 
     /// Sends one request, waiting while the server's window is full.
@@ -58,8 +63,8 @@ impl<I: Serialize, R: DeserializeOwned> Duplex<I, R> {
         self.receiver.message().await
     }
 
-    /// Splits into a sender and the reply stream. Dropping the reply stream before the end
-    /// cancels the call; dropping the sender closes the request stream.
+    /// Splits into a sender and the reply stream. Dropping either before the end cancels the
+    /// call (the sender: unless [`close_send`](DuplexSender::close_send) was called).
     pub fn split(self) -> (DuplexSender<I>, ResponseStream<R>) {
         (self.sender, self.receiver)
     }
@@ -82,8 +87,8 @@ impl<I, R> fmt::Debug for Duplex<I, R> {
     }
 }
 
-/// The sending half of a [`Duplex`]. Dropping it closes the request stream, like
-/// [`close_send`](DuplexSender::close_send).
+/// The sending half of a [`Duplex`]. End the request stream with
+/// [`close_send`](DuplexSender::close_send); dropping the sender without it cancels the call.
 pub struct DuplexSender<I> {
     conn: Connection,
     stream: Arc<CallStream>,
@@ -142,7 +147,12 @@ impl<I: Serialize> DuplexSender<I> {
 impl<I> Drop for DuplexSender<I> {
     fn drop(&mut self) {
         if !self.closed {
-            self.conn.close_send(&self.stream);
+            // A task that stopped sending without saying it was done (it returned early,
+            // panicked or was aborted): the server must not see a finished stream.
+            self.conn.cancel(
+                &self.stream,
+                Status::cancelled("the request stream was dropped without close_send"),
+            );
         }
     }
 }

@@ -39,9 +39,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
                 return;
             }
             None => {
-                conn.close(&Status::unavailable(
-                    "connection lost: the peer closed the connection",
-                ));
+                conn.close(&conn.peer_closed("connection lost: the peer closed the connection"));
                 return;
             }
         };

@@ -4,6 +4,7 @@
 //! once, so many small frames from many streams cost one system call and flush.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -34,16 +35,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         };
         let mut shutdown = match first {
             None => true,
-            Some(Out::Shutdown) => true,
-            Some(Out::Frame(frame)) => {
-                frame.encode(&mut buf);
-                false
-            }
+            Some(out) => encode(&conn, out, &mut buf),
         };
         while !shutdown && buf.len() < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(Out::Frame(frame)) => frame.encode(&mut buf),
-                Ok(Out::Shutdown) => shutdown = true,
+                Ok(out) => shutdown = encode(&conn, out, &mut buf),
                 Err(_) => break,
             }
         }
@@ -79,4 +75,17 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// Encodes one queued item into `buf`; `true` if it asks for the shutdown.
+fn encode(conn: &Shared, out: Out, buf: &mut BytesMut) -> bool {
+    match out {
+        Out::Frame(frame) => frame.encode(buf),
+        Out::Reply(frame) => {
+            frame.encode(buf);
+            conn.queued_replies.fetch_sub(1, Ordering::AcqRel);
+        }
+        Out::Shutdown => return true,
+    }
+    false
 }

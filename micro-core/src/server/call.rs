@@ -78,7 +78,12 @@ pub(crate) async fn run(
     })
     .await;
     // Cancellation means the handler's future is dropped, before the client hears anything.
-    drop(handler.take());
+    // Its destructors are user code too: a panic there must not skip the answer.
+    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(handler.take())));
+    let outcome = match (outcome, dropped) {
+        (Outcome::Done(Ok(_)), Err(panic)) => Outcome::Done(Err(panic)),
+        (outcome, _) => outcome,
+    };
     let (status, reply) = match outcome {
         Outcome::Done(Ok(Ok(reply))) => (Status::new(Code::Ok, ""), reply),
         Outcome::Done(Ok(Err(status))) => (status, None),

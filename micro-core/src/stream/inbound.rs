@@ -2,10 +2,10 @@
 //! books.
 //!
 //! Every byte a peer sends uses window. It is *released* when the application takes the message
-//! that holds it, or at once when it belongs to a partly received message that the application
-//! is waiting for (no complete message queued), so a message larger than the window still gets
-//! through. Memory per stream is thus at most one window of queued messages plus one message
-//! being assembled.
+//! that holds it, or, while the application is waiting with nothing queued, when it belongs to
+//! the message being assembled, so a message larger than the window still gets through. A
+//! stream whose application does not read holds at most one window; one that waits for a large
+//! message, at most that message.
 
 use std::collections::VecDeque;
 
@@ -56,6 +56,10 @@ pub(crate) struct Inbound {
     outstanding: u32,
     /// Bytes released and not yet granted back.
     released: u32,
+    /// The application found nothing to read and waits.
+    waiting: bool,
+    /// Wire bytes held in queued and partial messages (memory, for statistics).
+    held: u32,
 }
 
 impl Inbound {
@@ -67,6 +71,8 @@ impl Inbound {
             max_message,
             outstanding: 0,
             released: 0,
+            waiting: false,
+            held: 0,
         }
     }
 
@@ -81,6 +87,7 @@ impl Inbound {
             });
         }
         self.outstanding += data.len() as u32;
+        self.held += data.len() as u32;
         let before = self.released;
         match self.cut(data) {
             Ok(()) => Ok(self.released - before),
@@ -171,7 +178,7 @@ impl Inbound {
     /// Accounts `n` bytes that went into the partial message: released now if the application
     /// is waiting for that message, owed otherwise.
     fn hold(&mut self, n: usize) {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.waiting {
             self.released += n as u32;
         } else {
             match &mut self.partial {
@@ -209,15 +216,25 @@ impl Inbound {
     /// Takes the next complete message. Returns it with the bytes this released.
     pub(crate) fn pop(&mut self) -> Option<(Bytes, u32)> {
         let Queued { body, owed } = self.queue.pop_front()?;
-        let mut released = owed;
-        if self.queue.is_empty() {
-            // The application now waits for the partial message: release what it holds.
-            if let Partial::Prefix { owed, .. } | Partial::Body { owed, .. } = &mut self.partial {
-                released += std::mem::take(owed);
-            }
+        self.waiting = false;
+        self.held -= (PREFIX_LEN + body.len()) as u32;
+        self.released += owed;
+        Some((body, owed))
+    }
+
+    /// The application found no message and will wait: from now on the message being
+    /// assembled is what it waits for, so its bytes are released. Returns the bytes released.
+    pub(crate) fn wait(&mut self) -> u32 {
+        self.waiting = true;
+        if !self.queue.is_empty() {
+            return 0;
         }
+        let released = match &mut self.partial {
+            Partial::Prefix { owed, .. } | Partial::Body { owed, .. } => std::mem::take(owed),
+            Partial::None => 0,
+        };
         self.released += released;
-        Some((body, released))
+        released
     }
 
     /// Whether a complete message is waiting.
@@ -241,14 +258,13 @@ impl Inbound {
         }
     }
 
-    /// Drops everything buffered. Returns the bytes this released (for the connection's books).
+    /// Drops everything buffered. Returns the wire bytes it held.
     pub(crate) fn discard(&mut self) -> u32 {
-        let unreleased = self.outstanding - self.released;
         self.queue.clear();
         self.partial = Partial::None;
         self.outstanding = 0;
         self.released = 0;
-        unreleased
+        std::mem::take(&mut self.held)
     }
 
     /// Wire bytes held in queued or partial messages.
@@ -351,6 +367,11 @@ mod tests {
         let body = vec![7u8; 50];
         let wire = msg(&body);
         let mut inbound = Inbound::new(16, 1024);
+        assert_eq!(
+            inbound.wait(),
+            0,
+            "the application waits; nothing is held yet"
+        );
         let mut sent = 0;
         while sent < wire.len() {
             let n = (wire.len() - sent).min(16 - inbound.outstanding() as usize);
@@ -367,24 +388,48 @@ mod tests {
     }
 
     #[test]
-    fn partial_bytes_behind_unread_messages_stay_owed() {
+    fn partial_bytes_are_released_only_while_the_application_waits() {
         let mut inbound = Inbound::new(100, 1024);
         let mut wire = msg(b"ab"); // 6 bytes, complete
         wire.extend(&msg(b"0123456789")[..8]); // 8 bytes of a 14-byte message
         assert_eq!(
             inbound.push(Bytes::from(wire)).unwrap(),
             0,
-            "queue not empty: nothing released"
+            "nobody waits: nothing released"
         );
         let (_, released) = inbound.pop().unwrap();
-        assert_eq!(released, 6 + 8, "the partial message is now awaited");
+        assert_eq!(released, 6, "the complete message only");
+        assert_eq!(inbound.wait(), 8, "now the partial message is awaited");
         assert_eq!(
             inbound.push(Bytes::from_static(b"456789")).unwrap(),
             6,
-            "awaited: released on arrival"
+            "released on arrival"
         );
         let (body, released) = inbound.pop().unwrap();
         assert_eq!((&body[..], released), (&b"0123456789"[..], 0));
+    }
+
+    #[test]
+    fn an_application_that_does_not_read_holds_at_most_a_window() {
+        let mut inbound = Inbound::new(64, 1 << 20);
+        // A large message arrives while the application is busy: its bytes stay owed, so the
+        // peer runs out of credit after one window.
+        let wire = msg(&[1u8; 1000]);
+        assert_eq!(
+            inbound.push(Bytes::copy_from_slice(&wire[..64])).unwrap(),
+            0
+        );
+        assert_eq!(inbound.take_grant(), None);
+        let err = inbound
+            .push(Bytes::copy_from_slice(&wire[64..65]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            InboundError::FlowControl {
+                len: 1,
+                available: 0
+            }
+        );
     }
 
     #[test]
