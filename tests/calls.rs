@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Blob, Harness, LabClient, Transport};
@@ -289,7 +290,88 @@ async fn a_timeout_that_is_met_changes_nothing(transport: Transport) {
     assert_eq!(n, 1);
 }
 
+async fn an_abandoned_duplex_is_never_a_clean_end(transport: Transport) {
+    let h = Harness::start(transport).await;
+    // Dropped without close_send, in every way a caller can drop it: the handler must be
+    // cancelled, never shown a finished stream.
+    for round in 0..60u64 {
+        let mut duplex = h.client.until_end_duplex().await.unwrap();
+        duplex.send(round).await.unwrap();
+        while h.probe.received.load(Ordering::SeqCst) <= round {
+            tokio::task::yield_now().await;
+        }
+        match round % 3 {
+            0 => drop(duplex),
+            1 => {
+                let (sender, receiver) = duplex.split();
+                drop(sender);
+                drop(receiver);
+            }
+            _ => {
+                let (sender, _receiver) = duplex.split();
+                tokio::spawn(async move {
+                    let _sender = sender;
+                    panic!("the sending task dies");
+                })
+                .await
+                .unwrap_err();
+            }
+        }
+    }
+    while h.client.client().stats().unwrap().open_streams > 0 {
+        tokio::task::yield_now().await;
+    }
+    // give any wrongly finished handler the chance to count itself
+    assert_eq!(h.client.echo("sync".into()).await.unwrap(), "sync");
+    assert_eq!(h.probe.clean_ends.load(Ordering::SeqCst), 0);
+    // the positive control: close_send is a clean end
+    let mut duplex = h.client.until_end_duplex().await.unwrap();
+    duplex.send(1).await.unwrap();
+    duplex.close_send().unwrap();
+    assert_eq!(duplex.recv().await.unwrap(), Some(1));
+    assert_eq!(duplex.recv().await.unwrap(), None);
+    assert_eq!(h.probe.clean_ends.load(Ordering::SeqCst), 1);
+}
+
+async fn a_panicking_request_stream_ends_the_call(transport: Transport) {
+    let h = Harness::start(transport).await;
+    let items = futures::stream::iter(0..3u64).chain(futures::stream::poll_fn(
+        |_| -> std::task::Poll<Option<u64>> { panic!("the request stream panics on purpose") },
+    ));
+    // The call fails locally as soon as the stream panics; replies already in flight may or
+    // may not be read before that, but the call ends, with Internal, instead of hanging.
+    let result = match h.client.echo_stream(items).await {
+        Ok(replies) => replies.collect::<Vec<_>>().await.pop().unwrap(),
+        Err(err) => Err(err),
+    };
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert_eq!(h.client.echo("after".into()).await.unwrap(), "after");
+}
+
+async fn a_timeout_too_large_to_add_means_no_deadline(transport: Transport) {
+    let h = Harness::start(transport).await;
+    assert_eq!(
+        h.client
+            .echo("x".into())
+            .timeout(Duration::MAX)
+            .await
+            .unwrap(),
+        "x"
+    );
+    let h = Harness::with(
+        transport,
+        |b| b,
+        micro::Client::builder().timeout(Duration::MAX),
+    )
+    .await;
+    assert_eq!(h.client.echo("y".into()).await.unwrap(), "y");
+}
+
 on_both_transports!(
+    an_abandoned_duplex_is_never_a_clean_end,
+    a_panicking_request_stream_ends_the_call,
+    a_timeout_too_large_to_add_means_no_deadline,
     unary_calls,
     metadata_reaches_the_handler,
     server_streaming_many_and_none,

@@ -86,34 +86,41 @@ async fn client_default_timeout_applies_to_every_call(transport: Transport) {
     }
 }
 
-async fn dropping_a_stalled_stream_frees_the_connection_window(transport: Transport) {
-    // Eight unread streams fill the whole connection window; another call cannot get its reply
-    // through until one of them is dropped. One stream's bytes (32 KiB) are below the batch in
-    // which connection credit is normally granted (a quarter of the window), so this checks
-    // that a dropped stream's bytes are granted back at once.
+async fn unread_streams_do_not_block_other_calls(transport: Transport) {
+    // Sixteen unread streams each fill their 32 KiB window: twice the 256 KiB connection
+    // window. Stream windows bound what each holds, so a slow stream never blocks the others:
+    // another call goes straight through, and memory stays within the stream windows.
+    const STREAM_WINDOW: u32 = 32 * 1024;
     let client = Client::builder()
-        .stream_window(32 * 1024)
+        .stream_window(STREAM_WINDOW)
         .connection_window(256 * 1024);
     let h = Harness::with(transport, |b| b, client).await;
     let mut floods = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..16 {
         floods.push(h.client.flood(1024).await.unwrap());
     }
     Probe::settle(&h.probe.produced).await;
-    let err = h
-        .client
-        .echo("blocked".into())
-        .timeout(Duration::from_millis(100))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
-    drop(floods.pop());
+    let stats = h.client.client().stats().unwrap();
+    assert!(
+        stats.buffered_bytes > 256 * 1024,
+        "the streams did fill up: {stats:?}"
+    );
+    assert!(
+        stats.buffered_bytes <= 16 * STREAM_WINDOW as usize,
+        "{stats:?}"
+    );
     let reply = h
         .client
         .echo("through".into())
         .timeout(Duration::from_secs(10))
         .await;
     assert_eq!(reply.unwrap(), "through");
+    // and every stalled stream still flows once read
+    for flood in &mut floods {
+        for _ in 0..100 {
+            flood.next().await.unwrap().unwrap();
+        }
+    }
 }
 
 async fn server_streaming_producer_waits_for_the_reader(transport: Transport) {
@@ -286,7 +293,7 @@ on_both_transports!(
     dropping_a_call_cancels_its_handler,
     deadline_exceeded_while_the_handler_sleeps,
     client_default_timeout_applies_to_every_call,
-    dropping_a_stalled_stream_frees_the_connection_window,
+    unread_streams_do_not_block_other_calls,
     server_streaming_producer_waits_for_the_reader,
     client_streaming_producer_waits_for_the_handler,
     concurrent_stream_limit_refuses_with_resource_exhausted,

@@ -37,6 +37,16 @@ pub mod public {
         pub value: Vec<String>,
     }
 
+    /// An application error with its own conversion to a status.
+    #[derive(Debug)]
+    pub struct TickError;
+
+    impl From<TickError> for Status {
+        fn from(_: TickError) -> Status {
+            Status::failed_precondition("no ticks")
+        }
+    }
+
     /// The service.
     #[micro::service]
     pub trait Say {
@@ -61,7 +71,7 @@ pub mod public {
             &self,
             every: u64,
             items: RequestStream<u8>,
-        ) -> Result<impl Stream<Item = u64> + Send + 'static, std::io::Error>;
+        ) -> Result<impl Stream<Item = u64> + Send + 'static, TickError>;
         /// Nothing at all.
         async fn ping(&self) -> micro::Result<()>;
     }

@@ -218,3 +218,47 @@ async fn unknown_methods_and_reused_stream_ids() {
     let goaway = read_frame(&mut io).await;
     assert_eq!(goaway.kind, 7, "{goaway:?}");
 }
+
+#[tokio::test]
+async fn a_peer_that_pings_without_reading_is_disconnected() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    let ping = frame(0, 6, 0, &[0; 8]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 10_000)
+        .collect();
+    // The answers pile up once the socket is full; past a bounded number the server gives up
+    // on this peer instead of queueing them for ever. Bounded loop: 500 batches is 70 MB.
+    let mut disconnected = false;
+    for _ in 0..500 {
+        if io.write_all(&batch).await.is_err() {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(
+        disconnected,
+        "the server kept answering a peer that never reads"
+    );
+}
+
+#[tokio::test]
+async fn a_destructor_that_panics_when_the_deadline_drops_the_handler_still_gets_an_answer() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    let open = open_payload("Lab.bomb", 50_000, &[b"\xc0"]);
+    io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io))
+        .await
+        .unwrap();
+    assert_eq!(close.stream, 1);
+    assert_eq!(close_status(&close).0, Code::DeadlineExceeded);
+    // and the server goes on serving this connection
+    io.write_all(&frame(3, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa2ok"])))
+        .await
+        .unwrap();
+    assert_eq!(close_status(&read_frame(&mut io).await).0, Code::Ok);
+}

@@ -74,11 +74,21 @@ pub trait Lab {
     async fn echo_blob(&self, blob: Blob) -> Result<Blob, Status>;
     /// Waits `ms` milliseconds, then answers.
     async fn nap(&self, ms: u64) -> Result<u64, Status>;
+    /// Waits for ever holding a value whose destructor panics.
+    async fn bomb(&self) -> Result<(), Status>;
+    /// Reads the client's items, counting each and a clean end of the stream; then replies
+    /// with the count.
+    async fn until_end(
+        &self,
+        items: impl Stream<Item = u64> + Send + Unpin + 'static,
+    ) -> Result<impl Stream<Item = Result<u64, Status>> + Send, Status>;
 }
 
 /// What happened inside the server.
 #[derive(Debug, Default)]
 pub struct Probe {
+    pub received: AtomicU64,
+    pub clean_ends: AtomicUsize,
     pub started: AtomicUsize,
     pub dropped: AtomicUsize,
     pub produced: AtomicU64,
@@ -135,6 +145,14 @@ impl Drop for DropGuard {
 #[derive(Clone, Debug, Default)]
 pub struct LabImpl {
     pub probe: Arc<Probe>,
+}
+
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("a destructor in the handler panicked on purpose");
+    }
 }
 
 impl Lab for LabImpl {
@@ -249,6 +267,28 @@ impl Lab for LabImpl {
 
     async fn echo_blob(&self, blob: Blob) -> Result<Blob, Status> {
         Ok(blob)
+    }
+
+    async fn bomb(&self) -> Result<(), Status> {
+        let _bomb = PanicOnDrop;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
+    async fn until_end(
+        &self,
+        mut items: impl Stream<Item = u64> + Send + Unpin + 'static,
+    ) -> Result<impl Stream<Item = Result<u64, Status>> + Send, Status> {
+        let probe = self.probe.clone();
+        Ok(async_stream::stream! {
+            let mut n = 0;
+            while items.next().await.is_some() {
+                probe.received.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+            probe.clean_ends.fetch_add(1, Ordering::SeqCst);
+            yield Ok(n);
+        })
     }
 
     async fn nap(&self, ms: u64) -> Result<u64, Status> {
