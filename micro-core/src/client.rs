@@ -5,11 +5,9 @@ mod call;
 mod duplex;
 mod response;
 
+pub(crate) use call::Request;
 pub use call::{
     BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall,
-};
-pub(crate) use call::{
-    call_bidirectional, call_client_streaming, call_duplex, call_server_streaming, call_unary,
 };
 pub use duplex::{Duplex, DuplexSender};
 pub use response::ResponseStream;

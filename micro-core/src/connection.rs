@@ -495,26 +495,32 @@ impl Shared {
             credit: 0,
             torn: false,
         };
-        loop {
-            let want = (msg.len() as u32).min(self.peer.max_frame_size);
-            guard.credit = poll_fn(|cx| stream.poll_credit(cx, want)).await?;
-            let n = self.take_connection_credit(guard.credit).await?;
-            // Whatever stream credit the connection could not match goes back.
-            stream.return_credit(guard.credit - n);
-            guard.credit = 0;
-            let chunk = msg.split_to(n as usize);
-            let last = msg.is_empty();
-            self.push(Frame::Data {
-                id: stream.id,
-                end_stream: end_stream && last,
-                data: chunk,
-            });
-            if last {
-                guard.torn = false;
-                return Ok(());
+        let sent = async {
+            loop {
+                let want = (msg.len() as u32).min(self.peer.max_frame_size);
+                guard.credit = poll_fn(|cx| stream.poll_credit(cx, want)).await?;
+                let n = self.take_connection_credit(guard.credit).await?;
+                // Whatever stream credit the connection could not match goes back.
+                stream.return_credit(guard.credit - n);
+                guard.credit = 0;
+                let chunk = msg.split_to(n as usize);
+                let last = msg.is_empty();
+                self.push(Frame::Data {
+                    id: stream.id,
+                    end_stream: end_stream && last,
+                    data: chunk,
+                });
+                if last {
+                    return Ok(());
+                }
+                guard.torn = true;
             }
-            guard.torn = true;
         }
+        .await;
+        // Finished, one way or the other: only a future dropped half way tears the message.
+        // (An error means the call or the connection has ended already.)
+        guard.torn = false;
+        sent
     }
 
     /// Takes between 1 and `want` bytes of connection credit: what is there, or the first byte

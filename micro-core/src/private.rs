@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::args::EncodeArgs;
 use crate::client::{
-    BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall,
+    BidiStreamingCall, ClientStreamingCall, DuplexCall, Request, ServerStreamingCall, UnaryCall,
 };
 use crate::{Client, Status};
 
@@ -33,7 +33,7 @@ pub fn call_unary<A: EncodeArgs, R: DeserializeOwned>(
     names: &'static [&'static str],
     args: A,
 ) -> UnaryCall<R> {
-    crate::client::call_unary(client, method, names, args)
+    UnaryCall::new(Request::new(client, method, names, args))
 }
 
 /// Builds a server-streaming call.
@@ -43,7 +43,7 @@ pub fn call_server_streaming<A: EncodeArgs, R: DeserializeOwned>(
     names: &'static [&'static str],
     args: A,
 ) -> ServerStreamingCall<R> {
-    crate::client::call_server_streaming(client, method, names, args)
+    ServerStreamingCall::new(Request::new(client, method, names, args))
 }
 
 /// Builds a client-streaming call.
@@ -54,7 +54,7 @@ pub fn call_client_streaming<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
     args: A,
     items: impl Stream<Item = I> + Send + 'static,
 ) -> ClientStreamingCall<I, R> {
-    crate::client::call_client_streaming(client, method, names, args, items)
+    ClientStreamingCall::new(Request::new(client, method, names, args), items)
 }
 
 /// Builds a bidirectional call fed by a stream.
@@ -65,7 +65,7 @@ pub fn call_bidirectional<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
     args: A,
     items: impl Stream<Item = I> + Send + 'static,
 ) -> BidiStreamingCall<I, R> {
-    crate::client::call_bidirectional(client, method, names, args, items)
+    BidiStreamingCall::new(Request::new(client, method, names, args), items)
 }
 
 /// Builds a bidirectional call driven by a [`Duplex`](crate::client::Duplex) handle.
@@ -75,5 +75,5 @@ pub fn call_duplex<A: EncodeArgs, I: Serialize, R: DeserializeOwned>(
     names: &'static [&'static str],
     args: A,
 ) -> DuplexCall<I, R> {
-    crate::client::call_duplex(client, method, names, args)
+    DuplexCall::new(Request::new(client, method, names, args))
 }

@@ -87,6 +87,7 @@ pub trait Lab {
 /// What happened inside the server.
 #[derive(Debug, Default)]
 pub struct Probe {
+    pub napping: AtomicUsize,
     pub received: AtomicU64,
     pub clean_ends: AtomicUsize,
     pub started: AtomicUsize,
@@ -293,6 +294,7 @@ impl Lab for LabImpl {
 
     async fn nap(&self, ms: u64) -> Result<u64, Status> {
         let _guard = DropGuard(self.probe.clone());
+        self.probe.napping.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok(ms)
     }

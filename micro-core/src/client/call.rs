@@ -34,9 +34,64 @@ struct Options {
     metadata: Metadata,
 }
 
-impl Options {
-    fn timeout(&self, client: &Client) -> Option<Duration> {
-        self.timeout.unwrap_or(client.default_timeout())
+/// What every call builder holds: where the call goes, its encoded arguments, its options.
+#[derive(Debug)]
+pub(crate) struct Request {
+    client: Client,
+    method: &'static str,
+    args: Result<Bytes, Status>,
+    options: Options,
+}
+
+impl Request {
+    pub(crate) fn new<A: EncodeArgs>(
+        client: &Client,
+        method: &'static str,
+        names: &'static [&'static str],
+        args: A,
+    ) -> Request {
+        Request {
+            client: client.clone(),
+            method,
+            args: args.encode_args(names),
+            options: Options::default(),
+        }
+    }
+
+    /// When the call must end: its own timeout, else the client's default.
+    fn deadline(&self) -> Option<Instant> {
+        let timeout = self
+            .options
+            .timeout
+            .unwrap_or(self.client.default_timeout());
+        // A timeout too large to add is no deadline at all.
+        timeout.and_then(|t| Instant::now().checked_add(t))
+    }
+
+    /// Opens the call and sends its arguments.
+    async fn start(self, deadline: Option<Instant>, end_stream: bool) -> Result<Call, Status> {
+        let args = self.args?;
+        let conn = self.client.connection().await?;
+        // What is left of the deadline travels with the call.
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let (stream, rest) = conn.open(
+            self.method,
+            timeout,
+            self.options.metadata,
+            args,
+            end_stream,
+        )?;
+        let call = Call {
+            conn,
+            stream,
+            deadline,
+        };
+        if let Some(args) = rest {
+            call.conn
+                .send_message(&call.stream, args, end_stream)
+                .await?;
+        }
+        Ok(call)
     }
 }
 
@@ -50,33 +105,6 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// Opens the call and sends its arguments.
-    async fn start(
-        client: &Client,
-        method: &'static str,
-        args: Result<Bytes, Status>,
-        metadata: Metadata,
-        deadline: Option<Instant>,
-        end_stream: bool,
-    ) -> Result<Call, Status> {
-        let args = args?;
-        let conn = client.connection().await?;
-        // What is left of the deadline travels with the call.
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let (stream, rest) = conn.open(method, timeout, metadata, args, end_stream)?;
-        let call = Call {
-            conn,
-            stream,
-            deadline,
-        };
-        if let Some(args) = rest {
-            call.conn
-                .send_message(&call.stream, args, end_stream)
-                .await?;
-        }
-        Ok(call)
-    }
-
     pub(crate) fn poll_recv(
         &self,
         cx: &mut TaskContext<'_>,
@@ -157,13 +185,6 @@ async fn with_deadline<T>(
     }
 }
 
-fn deadline_of(client: &Client, options: &Options) -> Option<Instant> {
-    // A timeout too large to add is no deadline at all.
-    options
-        .timeout(client)
-        .and_then(|t| Instant::now().checked_add(t))
-}
-
 /// How sending a request stream ended.
 pub(crate) enum PumpEnd {
     /// Every item was sent and the client's side half-closed.
@@ -200,21 +221,21 @@ macro_rules! call_options {
             /// Fails the call with `DeadlineExceeded` unless it ends within `timeout`. The server
             /// receives the deadline too and stops its handler when it passes.
             pub fn timeout(mut self, timeout: Duration) -> Self {
-                self.options.timeout = Some(Some(timeout));
+                self.request.options.timeout = Some(Some(timeout));
                 self
             }
 
             /// Gives this call no deadline, even if the client has a default
             /// [`timeout`](crate::ClientBuilder::timeout): for long-lived streams.
             pub fn no_timeout(mut self) -> Self {
-                self.options.timeout = Some(None);
+                self.request.options.timeout = Some(None);
                 self
             }
 
             /// Sends `key: value` with the call; the handler reads it from
             /// [`Context::metadata`](crate::Context::metadata).
             pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-                self.options.metadata.insert(key, value);
+                self.request.options.metadata.insert(key, value);
                 self
             }
         }
@@ -222,9 +243,9 @@ macro_rules! call_options {
         impl<$($g),+> fmt::Debug for $ty<$($g),+> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
-                    .field("method", &self.method)
-                    .field("timeout", &self.options.timeout)
-                    .field("metadata", &self.options.metadata)
+                    .field("method", &self.request.method)
+                    .field("timeout", &self.request.options.timeout)
+                    .field("metadata", &self.request.options.metadata)
                     .finish_non_exhaustive()
             }
         }
@@ -234,30 +255,21 @@ macro_rules! call_options {
 /// A unary call; `.await` it for the reply.
 #[must_use = "a call does nothing until it is awaited"]
 pub struct UnaryCall<R> {
-    client: Client,
-    method: &'static str,
-    args: Result<Bytes, Status>,
-    options: Options,
+    request: Request,
     _reply: PhantomData<fn() -> R>,
 }
 
 /// A server-streaming call; `.await` it for the [`ResponseStream`].
 #[must_use = "a call does nothing until it is awaited"]
 pub struct ServerStreamingCall<R> {
-    client: Client,
-    method: &'static str,
-    args: Result<Bytes, Status>,
-    options: Options,
+    request: Request,
     _reply: PhantomData<fn() -> R>,
 }
 
 /// A client-streaming call; `.await` it to send the items and get the reply.
 #[must_use = "a call does nothing until it is awaited"]
 pub struct ClientStreamingCall<I, R> {
-    client: Client,
-    method: &'static str,
-    args: Result<Bytes, Status>,
-    options: Options,
+    request: Request,
     items: BoxStream<'static, I>,
     _reply: PhantomData<fn() -> R>,
 }
@@ -266,10 +278,7 @@ pub struct ClientStreamingCall<I, R> {
 /// sent in the background meanwhile).
 #[must_use = "a call does nothing until it is awaited"]
 pub struct BidiStreamingCall<I, R> {
-    client: Client,
-    method: &'static str,
-    args: Result<Bytes, Status>,
-    options: Options,
+    request: Request,
     items: BoxStream<'static, I>,
     _reply: PhantomData<fn() -> R>,
 }
@@ -277,10 +286,7 @@ pub struct BidiStreamingCall<I, R> {
 /// A bidirectional call driven by hand; `.await` it for a [`Duplex`] handle.
 #[must_use = "a call does nothing until it is awaited"]
 pub struct DuplexCall<I, R> {
-    client: Client,
-    method: &'static str,
-    args: Result<Bytes, Status>,
-    options: Options,
+    request: Request,
     _items: PhantomData<fn(I) -> R>,
 }
 
@@ -298,17 +304,9 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for UnaryCall<R> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = deadline_of(&self.client, &self.options);
+            let deadline = self.request.deadline();
             with_deadline(deadline, async {
-                let call = Call::start(
-                    &self.client,
-                    self.method,
-                    self.args,
-                    self.options.metadata,
-                    deadline,
-                    true,
-                )
-                .await?;
+                let call = self.request.start(deadline, true).await?;
                 call.reply().await
             })
             .await
@@ -322,17 +320,9 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for ServerStreamingCall<R>
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = deadline_of(&self.client, &self.options);
+            let deadline = self.request.deadline();
             let call = with_deadline(deadline, async {
-                let call = Call::start(
-                    &self.client,
-                    self.method,
-                    self.args,
-                    self.options.metadata,
-                    deadline,
-                    true,
-                )
-                .await?;
+                let call = self.request.start(deadline, true).await?;
                 call.accepted().await?;
                 Ok(call)
             })
@@ -352,17 +342,9 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = deadline_of(&self.client, &self.options);
+            let deadline = self.request.deadline();
             with_deadline(deadline, async {
-                let call = Call::start(
-                    &self.client,
-                    self.method,
-                    self.args,
-                    self.options.metadata,
-                    deadline,
-                    false,
-                )
-                .await?;
+                let call = self.request.start(deadline, false).await?;
                 let sending = pin!(pump(&call.conn, &call.stream, self.items));
                 let reply = pin!(call.reply::<R>());
                 match select(sending, reply).await {
@@ -387,18 +369,10 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = deadline_of(&self.client, &self.options);
+            let deadline = self.request.deadline();
             let items = self.items;
             let (call, sender) = with_deadline(deadline, async {
-                let call = Call::start(
-                    &self.client,
-                    self.method,
-                    self.args,
-                    self.options.metadata,
-                    deadline,
-                    false,
-                )
-                .await?;
+                let call = self.request.start(deadline, false).await?;
                 // Requests flow while the caller reads replies, so they get a task of their own,
                 // started before waiting for the server: a handler may read before it answers.
                 let (conn, stream) = (call.conn.clone(), call.stream.clone());
@@ -435,19 +409,8 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let deadline = deadline_of(&self.client, &self.options);
-            let call = with_deadline(
-                deadline,
-                Call::start(
-                    &self.client,
-                    self.method,
-                    self.args,
-                    self.options.metadata,
-                    deadline,
-                    false,
-                ),
-            )
-            .await?;
+            let deadline = self.request.deadline();
+            let call = with_deadline(deadline, self.request.start(deadline, false)).await?;
             let sender = DuplexSender::new(call.conn.clone(), call.stream.clone());
             Ok(Duplex::new(sender, ResponseStream::new(call, None)))
         })
@@ -464,81 +427,49 @@ impl Drop for AbortOnDrop {
     }
 }
 
-pub(crate) fn call_unary<A: EncodeArgs, R>(
-    client: &Client,
-    method: &'static str,
-    names: &'static [&'static str],
-    args: A,
-) -> UnaryCall<R> {
-    UnaryCall {
-        client: client.clone(),
-        method,
-        args: args.encode_args(names),
-        options: Options::default(),
-        _reply: PhantomData,
+impl<R> UnaryCall<R> {
+    pub(crate) fn new(request: Request) -> Self {
+        UnaryCall {
+            request,
+            _reply: PhantomData,
+        }
     }
 }
 
-pub(crate) fn call_server_streaming<A: EncodeArgs, R>(
-    client: &Client,
-    method: &'static str,
-    names: &'static [&'static str],
-    args: A,
-) -> ServerStreamingCall<R> {
-    ServerStreamingCall {
-        client: client.clone(),
-        method,
-        args: args.encode_args(names),
-        options: Options::default(),
-        _reply: PhantomData,
+impl<R> ServerStreamingCall<R> {
+    pub(crate) fn new(request: Request) -> Self {
+        ServerStreamingCall {
+            request,
+            _reply: PhantomData,
+        }
     }
 }
 
-pub(crate) fn call_client_streaming<A: EncodeArgs, I, R>(
-    client: &Client,
-    method: &'static str,
-    names: &'static [&'static str],
-    args: A,
-    items: impl Stream<Item = I> + Send + 'static,
-) -> ClientStreamingCall<I, R> {
-    ClientStreamingCall {
-        client: client.clone(),
-        method,
-        args: args.encode_args(names),
-        options: Options::default(),
-        items: items.boxed(),
-        _reply: PhantomData,
+impl<I, R> ClientStreamingCall<I, R> {
+    pub(crate) fn new(request: Request, items: impl Stream<Item = I> + Send + 'static) -> Self {
+        ClientStreamingCall {
+            request,
+            items: items.boxed(),
+            _reply: PhantomData,
+        }
     }
 }
 
-pub(crate) fn call_bidirectional<A: EncodeArgs, I, R>(
-    client: &Client,
-    method: &'static str,
-    names: &'static [&'static str],
-    args: A,
-    items: impl Stream<Item = I> + Send + 'static,
-) -> BidiStreamingCall<I, R> {
-    BidiStreamingCall {
-        client: client.clone(),
-        method,
-        args: args.encode_args(names),
-        options: Options::default(),
-        items: items.boxed(),
-        _reply: PhantomData,
+impl<I, R> BidiStreamingCall<I, R> {
+    pub(crate) fn new(request: Request, items: impl Stream<Item = I> + Send + 'static) -> Self {
+        BidiStreamingCall {
+            request,
+            items: items.boxed(),
+            _reply: PhantomData,
+        }
     }
 }
 
-pub(crate) fn call_duplex<A: EncodeArgs, I, R>(
-    client: &Client,
-    method: &'static str,
-    names: &'static [&'static str],
-    args: A,
-) -> DuplexCall<I, R> {
-    DuplexCall {
-        client: client.clone(),
-        method,
-        args: args.encode_args(names),
-        options: Options::default(),
-        _items: PhantomData,
+impl<I, R> DuplexCall<I, R> {
+    pub(crate) fn new(request: Request) -> Self {
+        DuplexCall {
+            request,
+            _items: PhantomData,
+        }
     }
 }
