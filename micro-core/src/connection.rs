@@ -5,7 +5,10 @@
 //! whatever is queued into one write. Calls talk to both through [`Shared`].
 
 pub(crate) mod reader;
+mod send_stream;
 pub(crate) mod writer;
+
+pub(crate) use send_stream::SendStreamError;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -488,7 +491,22 @@ impl Shared {
         msg: Bytes,
         end_stream: bool,
     ) -> Result<(), Status> {
-        let mut msg = self.check_size(msg)?;
+        let msg = self.check_size(msg)?;
+        self.send_data(stream, msg, end_stream).await
+    }
+
+    /// Sends encoded messages (each checked against the peer's size limit already) on
+    /// `stream`: several messages in one payload go out in as few frames as credit allows.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send_message`](Self::send_message).
+    pub(crate) async fn send_data(
+        &self,
+        stream: &Stream,
+        mut msg: Bytes,
+        end_stream: bool,
+    ) -> Result<(), Status> {
         let mut guard = SendGuard {
             conn: self,
             stream,
@@ -913,7 +931,7 @@ impl Connection {
                     Status::unavailable(format!("handshake failed: connection error: {err}"))
                 }
             })?;
-        let (read, write) = tokio::io::split(io);
+        let (read, write) = crate::transport::split(io);
         let (shared, rx) = Shared::new(Role::Client, config, peer, peer_addr);
         tokio::spawn(writer::run(shared.clone(), rx, write));
         tokio::spawn(reader::run(shared.clone(), read));

@@ -14,14 +14,30 @@ pub(crate) const PREFIX_LEN: usize = 4;
 /// older peer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, Status> {
     let mut buf = BytesMut::with_capacity(64);
-    buf.put_u32(0);
-    let mut writer = buf.writer();
-    rmp_serde::encode::write_named(&mut writer, value)
-        .map_err(|err| Status::internal(format!("failed to encode a message: {err}")))?;
-    let mut buf = writer.into_inner();
-    let len = (buf.len() - PREFIX_LEN) as u32;
-    buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    encode_into(&mut buf, value)?;
     Ok(buf.freeze())
+}
+
+/// Appends `value` as one message, length prefix included, to `buf`; returns the body's length.
+/// On error `buf` is as it was.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    buf: &mut BytesMut,
+    value: &T,
+) -> Result<usize, Status> {
+    let start = buf.len();
+    buf.put_u32(0);
+    let mut writer = std::mem::take(buf).writer();
+    let result = rmp_serde::encode::write_named(&mut writer, value);
+    *buf = writer.into_inner();
+    if let Err(err) = result {
+        buf.truncate(start);
+        return Err(Status::internal(format!(
+            "failed to encode a message: {err}"
+        )));
+    }
+    let len = buf.len() - start - PREFIX_LEN;
+    buf[start..start + PREFIX_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(len)
 }
 
 /// Decodes one message body (without its prefix).

@@ -313,7 +313,7 @@ async fn serve_connection<IO>(
         // A shutdown does not wait for a connection that has not even said hello.
         _ = drain.cancelled() => return,
     };
-    let (read, write) = tokio::io::split(io);
+    let (read, write) = crate::transport::split(io);
     let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);
     // However this task ends, even dropped mid-way, the connection's calls and writer end too.
     let _close = CloseOnDrop(conn.clone());

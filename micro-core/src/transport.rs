@@ -4,5 +4,7 @@
 //! in-memory listener/connector pair so servers and reconnecting clients can run without sockets.
 
 mod memory;
+mod split;
 
 pub use memory::{MemoryConnector, MemoryListener, memory};
+pub(crate) use split::split;

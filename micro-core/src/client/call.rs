@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::{Client, Duplex, DuplexSender, ResponseStream};
 use crate::args::EncodeArgs;
-use crate::connection::Connection;
+use crate::connection::{Connection, SendStreamError};
 use crate::stream::Stream as CallStream;
 use crate::{Metadata, Status, message};
 
@@ -201,18 +201,14 @@ pub(crate) async fn pump<I: Serialize>(
     stream: &CallStream,
     items: impl Stream<Item = I>,
 ) -> PumpEnd {
-    let mut items = pin!(items);
-    while let Some(item) = items.next().await {
-        let msg = match message::encode(&item).and_then(|msg| conn.check_size(msg)) {
-            Ok(msg) => msg,
-            Err(status) => return PumpEnd::Failed(status),
-        };
-        if conn.send_message(stream, msg, false).await.is_err() {
-            return PumpEnd::CallEnded;
+    match conn.send_stream(stream, items.map(Ok)).await {
+        Ok(()) => {
+            conn.close_send(stream);
+            PumpEnd::Done
         }
+        Err(SendStreamError::Item(status)) => PumpEnd::Failed(status),
+        Err(SendStreamError::Ended(_)) => PumpEnd::CallEnded,
     }
-    conn.close_send(stream);
-    PumpEnd::Done
 }
 
 macro_rules! call_options {

@@ -5,7 +5,6 @@
 //! cancellation and panics.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -14,6 +13,7 @@ use serde::Serialize;
 use super::RequestStream;
 use super::call::ServerCall;
 use crate::args::DecodeArgs;
+use crate::connection::SendStreamError;
 use crate::frame::Frame;
 use crate::private::HandlerFuture;
 use crate::{Context, Status, message};
@@ -60,10 +60,12 @@ impl Replies {
             end_stream: false,
             data: Bytes::new(),
         });
-        let mut responses = pin!(responses);
-        while let Some(item) = responses.next().await {
-            let msg = message::encode(&item.map_err(Into::into)?)?;
-            call.conn.send_message(&call.stream, msg, false).await?;
+        let responses = responses.map(|item| item.map_err(Into::into));
+        match call.conn.send_stream(&call.stream, responses).await {
+            Ok(()) => {}
+            Err(SendStreamError::Item(status) | SendStreamError::Ended(status)) => {
+                return Err(status);
+            }
         }
         Ok(None)
     }
