@@ -146,7 +146,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Bytes the server may send on one stream before the caller reads them (default 256 KiB).
+    /// Bytes the server may send on one stream before the caller reads them (default 1 MiB).
     pub fn stream_window(mut self, bytes: u32) -> Self {
         self.config.stream_window = bytes;
         self

@@ -30,7 +30,7 @@ impl Default for Config {
             max_message_size: 4 << 20,
             max_metadata_size: 16 << 10,
             max_concurrent_streams: 1024,
-            stream_window: 256 << 10,
+            stream_window: 1 << 20,
             connection_window: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
         }

@@ -104,7 +104,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Bytes a client may send on one stream before the handler reads them (default 256 KiB).
+    /// Bytes a client may send on one stream before the handler reads them (default 1 MiB).
     pub fn stream_window(mut self, bytes: u32) -> Self {
         self.config.stream_window = bytes;
         self

@@ -6,17 +6,24 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{Out, Shared};
 use crate::Status;
-use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN};
+use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN, encode_data_header};
 
 /// Stop gathering frames into one write past this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
-/// A buffer grown past this by a large frame is given back afterwards.
+/// DATA payloads this large are written from their own buffer instead of being copied.
+const ZERO_COPY: usize = 16 * 1024;
+/// Buffers handed to one vectored write.
+const MAX_SLICES: usize = 64;
+/// A buffer grown past this is given back afterwards.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 /// How long the last write before closing may take.
 const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -27,8 +34,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Out>,
     mut write: W,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut open_data = None;
+    let mut batch = Batch::default();
     loop {
         let first = tokio::select! {
             biased;
@@ -37,17 +43,18 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         };
         let mut shutdown = match first {
             None => true,
-            Some(out) => encode(&conn, out, &mut buf, &mut open_data),
+            Some(out) => batch.encode(&conn, out),
         };
-        while !shutdown && buf.len() < BATCH_BYTES {
+        while !shutdown && batch.len() < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(out) => shutdown = encode(&conn, out, &mut buf, &mut open_data),
+                Ok(out) => shutdown = batch.encode(&conn, out),
                 Err(_) => break,
             }
         }
-        if !buf.is_empty() {
+        if batch.len() > 0 {
+            let mut parts = batch.take_parts();
             let io = async {
-                write.write_all(&buf).await?;
+                write_all_parts(&mut write, &mut parts).await?;
                 write.flush().await
             };
             let written = if shutdown {
@@ -67,16 +74,136 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 conn.close(&Status::unavailable(format!("connection lost: {err}")));
                 return;
             }
-            buf.clear();
-            open_data = None;
-            if buf.capacity() > KEEP_CAPACITY {
-                buf = BytesMut::with_capacity(64 * 1024);
-            }
         }
         if shutdown {
             let _ = write.shutdown().await;
             return;
         }
+    }
+}
+
+/// Writes every part, as many at once as the socket takes.
+async fn write_all_parts<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    parts: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
+    while !parts.is_empty() {
+        let slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .take(MAX_SLICES)
+            .map(|part| IoSlice::new(part))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let front = parts.front_mut().expect("written bytes came from a part");
+            if written >= front.len() {
+                written -= front.len();
+                parts.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Frames gathered for one write: small frames encoded into `head`, large payloads kept in
+/// their own buffers, in order.
+#[derive(Debug, Default)]
+struct Batch {
+    head: BytesMut,
+    parts: VecDeque<Bytes>,
+    /// Bytes in `parts`.
+    frozen: usize,
+    /// The DATA frame ending `head` that more data of its stream may join.
+    open_data: Option<OpenData>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.frozen + self.head.len()
+    }
+
+    /// Moves what `head` holds into `parts`.
+    fn freeze_head(&mut self) {
+        if !self.head.is_empty() {
+            let part = self.head.split().freeze();
+            self.frozen += part.len();
+            self.parts.push_back(part);
+        }
+        self.open_data = None;
+    }
+
+    /// Everything gathered, ready to write; the batch starts empty again.
+    fn take_parts(&mut self) -> VecDeque<Bytes> {
+        self.freeze_head();
+        self.frozen = 0;
+        if self.head.capacity() > KEEP_CAPACITY {
+            self.head = BytesMut::new();
+        }
+        std::mem::take(&mut self.parts)
+    }
+
+    /// Encodes one queued item; `true` if it asks for the shutdown.
+    ///
+    /// DATA for the stream whose DATA frame ends the batch joins that frame instead of starting
+    /// a new one, up to the peer's frame size: a stream's messages are one byte sequence, so the
+    /// receiver handles a run of small messages as one frame. A large payload is not copied:
+    /// its frame's header goes into `head` and the payload itself becomes a part.
+    fn encode(&mut self, conn: &Shared, out: Out) -> bool {
+        let frame = match out {
+            Out::Frame(frame) => frame,
+            Out::Reply(frame) => {
+                conn.queued_replies.fetch_sub(1, Ordering::AcqRel);
+                frame
+            }
+            Out::Shutdown => return true,
+        };
+        if let Frame::Data {
+            id,
+            end_stream,
+            data,
+        } = frame
+        {
+            return self.encode_data(conn, id, end_stream, data);
+        }
+        frame.encode(&mut self.head);
+        self.open_data = None;
+        false
+    }
+
+    fn encode_data(&mut self, conn: &Shared, id: u32, end_stream: bool, data: Bytes) -> bool {
+        let head = &mut self.head;
+        if data.len() >= ZERO_COPY {
+            encode_data_header(head, id, end_stream, data.len());
+            self.freeze_head();
+            self.frozen += data.len();
+            self.parts.push_back(data);
+            return false;
+        }
+        if let Some(last) = self.open_data
+            && last.id == id
+            && head.len() - last.start - 4 + data.len()
+                <= HEADER_LEN + conn.peer.max_frame_size as usize
+        {
+            head.extend_from_slice(&data);
+            let len = (head.len() - last.start - 4) as u32;
+            head[last.start..last.start + 4].copy_from_slice(&len.to_be_bytes());
+            if end_stream {
+                head[last.start + FLAGS_AT] |= FLAG_END_STREAM;
+                self.open_data = None;
+            }
+            return false;
+        }
+        let start = head.len();
+        encode_data_header(head, id, end_stream, data.len());
+        head.extend_from_slice(&data);
+        self.open_data = (!end_stream).then_some(OpenData { id, start });
+        false
     }
 }
 
@@ -91,56 +218,9 @@ struct OpenData {
 /// Offset of the flags byte from the start of a frame's length prefix.
 const FLAGS_AT: usize = 4 + 4 + 1;
 
-/// Encodes one queued item into `buf`; `true` if it asks for the shutdown.
-///
-/// DATA for the stream whose DATA frame ends the buffer joins that frame instead of starting a
-/// new one, up to the peer's frame size: a stream's messages are one byte sequence, so the
-/// receiver handles a run of small messages as one frame.
-fn encode(conn: &Shared, out: Out, buf: &mut BytesMut, open_data: &mut Option<OpenData>) -> bool {
-    let frame = match out {
-        Out::Frame(frame) => frame,
-        Out::Reply(frame) => {
-            conn.queued_replies.fetch_sub(1, Ordering::AcqRel);
-            frame
-        }
-        Out::Shutdown => return true,
-    };
-    if let Frame::Data {
-        id,
-        end_stream,
-        data,
-    } = &frame
-        && let Some(last) = *open_data
-        && last.id == *id
-        && buf.len() - last.start - 4 + data.len() <= HEADER_LEN + conn.peer.max_frame_size as usize
-    {
-        buf.extend_from_slice(data);
-        let len = (buf.len() - last.start - 4) as u32;
-        buf[last.start..last.start + 4].copy_from_slice(&len.to_be_bytes());
-        if *end_stream {
-            buf[last.start + FLAGS_AT] |= FLAG_END_STREAM;
-            *open_data = None;
-        }
-        return false;
-    }
-    let start = buf.len();
-    frame.encode(buf);
-    *open_data = match frame {
-        Frame::Data {
-            id,
-            end_stream: false,
-            ..
-        } => Some(OpenData { id, start }),
-        _ => None,
-    };
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use bytes::{Buf, Bytes};
 
     use super::*;
     use crate::config::Config;
@@ -165,9 +245,13 @@ mod tests {
         })
     }
 
-    /// The frames in `buf`, decoded.
-    fn frames(buf: &BytesMut) -> Vec<Frame> {
-        let mut rest = Bytes::copy_from_slice(buf);
+    /// The frames in a batch, decoded.
+    fn frames(batch: &mut Batch) -> Vec<Frame> {
+        let mut all = BytesMut::new();
+        for part in batch.take_parts() {
+            all.extend_from_slice(&part);
+        }
+        let mut rest = all.freeze();
         let mut out = Vec::new();
         while rest.has_remaining() {
             let len = rest.get_u32() as usize;
@@ -176,19 +260,29 @@ mod tests {
         out
     }
 
+    fn data_lens(frames: &[Frame]) -> Vec<(u32, usize)> {
+        frames
+            .iter()
+            .map(|f| match f {
+                Frame::Data { id, data, .. } => (*id, data.len()),
+                _ => (0, 0),
+            })
+            .collect()
+    }
+
     #[test]
     fn consecutive_data_of_a_stream_shares_one_frame() {
         let conn = conn(1024);
-        let (mut buf, mut open) = (BytesMut::new(), None);
+        let mut batch = Batch::default();
         for out in [
             data(1, false, 10),
             data(1, false, 20),
             data(1, true, 5),
             data(1, false, 1),
         ] {
-            encode(&conn, out, &mut buf, &mut open);
+            batch.encode(&conn, out);
         }
-        let frames = frames(&buf);
+        let frames = frames(&mut batch);
         assert_eq!(frames.len(), 2, "{frames:?}");
         assert!(
             matches!(&frames[0], Frame::Data { id: 1, end_stream: true, data } if data.len() == 35)
@@ -201,7 +295,7 @@ mod tests {
     #[test]
     fn other_streams_other_frames_and_the_frame_limit_break_a_run() {
         let conn = conn(1024);
-        let (mut buf, mut open) = (BytesMut::new(), None);
+        let mut batch = Batch::default();
         let credit = Out::Frame(Frame::Credit {
             id: 1,
             increment: 9,
@@ -213,15 +307,57 @@ mod tests {
             credit,
             data(2, false, 1),
         ] {
-            encode(&conn, out, &mut buf, &mut open);
+            batch.encode(&conn, out);
         }
-        let lens: Vec<usize> = frames(&buf)
-            .iter()
-            .map(|f| match f {
-                Frame::Data { data, .. } => data.len(),
-                _ => 0,
-            })
+        assert_eq!(
+            data_lens(&frames(&mut batch)),
+            [(1, 600), (1, 600), (2, 1), (0, 0), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn large_payloads_are_parts_of_their_own_and_frames_stay_in_order() {
+        let conn = conn(1 << 20);
+        let mut batch = Batch::default();
+        for out in [
+            data(1, false, 3),
+            data(2, false, 40_000),
+            data(2, false, 2),
+            data(3, true, 20_000),
+        ] {
+            batch.encode(&conn, out);
+        }
+        assert_eq!(batch.len(), 4 * 10 + 3 + 40_000 + 2 + 20_000);
+        assert!(
+            batch.parts.len() >= 3,
+            "the large payloads are not copied: {:?}",
+            batch.parts.len()
+        );
+        assert_eq!(
+            data_lens(&frames(&mut batch)),
+            [(1, 3), (2, 40_000), (2, 2), (3, 20_000)]
+        );
+    }
+
+    #[tokio::test]
+    async fn partial_vectored_writes_resume_where_they_stopped() {
+        let (mut a, mut b) = tokio::io::duplex(7); // a tiny pipe: every write is partial
+        let mut parts: VecDeque<Bytes> = ["hello ", "vectored ", "world"]
+            .into_iter()
+            .map(Bytes::from)
             .collect();
-        assert_eq!(lens, [600, 600, 1, 0, 1]);
+        let writer = tokio::spawn(async move {
+            write_all_parts(&mut a, &mut parts).await.unwrap();
+        });
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 64];
+        while read.len() < 20 {
+            let n = tokio::io::AsyncReadExt::read(&mut b, &mut chunk)
+                .await
+                .unwrap();
+            read.extend_from_slice(&chunk[..n]);
+        }
+        writer.await.unwrap();
+        assert_eq!(read, b"hello vectored world");
     }
 }
