@@ -21,7 +21,8 @@ pub(crate) struct Stream {
 struct State {
     inbound: Inbound,
     /// How the peer's side ended: `Ok` after its last message, `Err` if the call failed.
-    recv_end: Option<Result<(), Status>>,
+    // Boxed: set once, when the call ends, and kept small in every open stream.
+    recv_end: Option<Result<(), Box<Status>>>,
     /// Client side: a frame came from the server, so the call was accepted or answered.
     started: bool,
     recv_waker: Option<Waker>,
@@ -29,9 +30,9 @@ struct State {
     send_credit: u32,
     send_waker: Option<Waker>,
     /// Why this side can no longer send.
-    send_end: Option<Status>,
+    send_end: Option<Box<Status>>,
     /// Server side: why the handler must stop (cancel, disconnect, bad input).
-    abort: Option<Status>,
+    abort: Option<Box<Status>>,
     task_waker: Option<Waker>,
 }
 
@@ -99,9 +100,9 @@ impl Stream {
         let grant = if end { None } else { s.inbound.take_grant() };
         if end {
             s.recv_end = Some(if s.inbound.mid_message() {
-                Err(Status::invalid_argument(
+                Err(Box::new(Status::invalid_argument(
                     "the stream ended in the middle of a message",
-                ))
+                )))
             } else {
                 Ok(())
             });
@@ -116,19 +117,19 @@ impl Stream {
         s.started = true;
         if s.recv_end.is_none() {
             s.recv_end = Some(match result {
-                Ok(()) if s.inbound.mid_message() => Err(Status::internal(
+                Ok(()) if s.inbound.mid_message() => Err(Box::new(Status::internal(
                     "the server ended the call in the middle of a message",
-                )),
-                result => result,
+                ))),
+                result => result.map_err(Box::new),
             });
         }
         if s.send_end.is_none() {
             // Sending on is pointless: say how the call ended.
             s.send_end = Some(match &s.recv_end {
                 Some(Err(status)) => status.clone(),
-                _ => Status::failed_precondition(
+                _ => Box::new(Status::failed_precondition(
                     "the server has ended the call and takes no more requests",
-                ),
+                )),
             });
         }
         wake(&mut s.recv_waker);
@@ -142,13 +143,13 @@ impl Stream {
         let dropped = s.inbound.discard();
         s.started = true;
         if !matches!(s.recv_end, Some(Err(_))) {
-            s.recv_end = Some(Err(status.clone()));
+            s.recv_end = Some(Err(Box::new(status.clone())));
         }
         if s.send_end.is_none() {
-            s.send_end = Some(status.clone());
+            s.send_end = Some(Box::new(status.clone()));
         }
         if s.abort.is_none() {
-            s.abort = Some(status);
+            s.abort = Some(Box::new(status));
         }
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);
@@ -162,7 +163,7 @@ impl Stream {
     pub(crate) fn discard(&self) -> u32 {
         let mut s = self.lock();
         if s.recv_end.is_none() {
-            s.recv_end = Some(Err(Status::cancelled("the call has ended")));
+            s.recv_end = Some(Err(Box::new(Status::cancelled("the call has ended"))));
         }
         s.inbound.discard()
     }
@@ -175,7 +176,7 @@ impl Stream {
 
     /// Why the handler was stopped, if it was (server side).
     pub(crate) fn abort_status(&self) -> Option<Status> {
-        self.lock().abort.clone()
+        self.lock().abort.as_deref().cloned()
     }
 
     /// The next message, the end of the peer's side (`None`), or why the call failed.
@@ -197,7 +198,7 @@ impl Stream {
             };
         }
         let poll = match &s.recv_end {
-            Some(Err(status)) => Poll::Ready(Some(Err(status.clone()))),
+            Some(Err(status)) => Poll::Ready(Some(Err(Status::clone(status)))),
             Some(Ok(())) => Poll::Ready(None),
             None => Poll::Pending,
         };
@@ -243,7 +244,7 @@ impl Stream {
     pub(crate) fn early_error(&self) -> Option<Status> {
         let s = self.lock();
         match &s.recv_end {
-            Some(Err(status)) if !s.inbound.has_message() => Some(status.clone()),
+            Some(Err(status)) if !s.inbound.has_message() => Some(Status::clone(status)),
             _ => None,
         }
     }
@@ -256,7 +257,7 @@ impl Stream {
     ) -> Poll<Result<u32, Status>> {
         let mut s = self.lock();
         if let Some(status) = &s.send_end {
-            return Poll::Ready(Err(status.clone()));
+            return Poll::Ready(Err(Status::clone(status)));
         }
         if s.send_credit == 0 {
             set_waker(&mut s.send_waker, cx);
@@ -301,7 +302,7 @@ impl Stream {
     pub(crate) fn poll_abort(&self, cx: &mut TaskContext<'_>) -> Poll<Status> {
         let mut s = self.lock();
         match &s.abort {
-            Some(status) => Poll::Ready(status.clone()),
+            Some(status) => Poll::Ready(Status::clone(status)),
             None => {
                 set_waker(&mut s.task_waker, cx);
                 Poll::Pending

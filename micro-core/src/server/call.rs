@@ -4,7 +4,6 @@
 use std::any::Any;
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -60,13 +59,14 @@ pub(crate) async fn run(
 ) {
     let running = Running(conn.clone());
     let mut handler = Some(AssertUnwindSafe(handler).catch_unwind());
-    let mut sleep = pin!(deadline.map(tokio::time::sleep_until));
+    // Boxed, so a call without a deadline does not carry a timer in its (long-lived) task.
+    let mut sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
     let outcome = poll_fn(|cx| {
         if let Poll::Ready(status) = stream.poll_abort(cx) {
             return Poll::Ready(Outcome::Aborted(status));
         }
-        if let Some(sleep) = sleep.as_mut().as_pin_mut()
-            && sleep.poll(cx).is_ready()
+        if let Some(sleep) = &mut sleep
+            && sleep.as_mut().poll(cx).is_ready()
         {
             return Poll::Ready(Outcome::Deadline);
         }
@@ -103,7 +103,8 @@ pub(crate) async fn run(
         // call stopped for bad input is, and the client learns why.
         Outcome::Aborted(status) => (status, None),
     };
-    conn.finish(&stream, status, reply).await;
+    // Boxed: only a call that ends needs room for the last send, not every idle one.
+    Box::pin(conn.finish(&stream, status, reply)).await;
     drop(running);
 }
 

@@ -13,9 +13,12 @@ use serde::Serialize;
 use super::RequestStream;
 use super::call::ServerCall;
 use crate::args::DecodeArgs;
-use crate::connection::SendStreamError;
+use std::sync::Arc;
+
+use crate::connection::{SendStreamError, Shared};
 use crate::frame::Frame;
 use crate::private::HandlerFuture;
+use crate::stream::Stream as CallStream;
 use crate::{Context, Status, message};
 
 /// Reads and decodes the call's first message: the method's plain arguments.
@@ -40,10 +43,19 @@ async fn recv_args<A: DecodeArgs>(
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Replies {
-    call: ServerCall,
+    // Only what sending needs: this lives as long as the call, in every idle stream.
+    conn: Arc<Shared>,
+    stream: Arc<CallStream>,
 }
 
 impl Replies {
+    fn new(call: ServerCall) -> Replies {
+        Replies {
+            conn: call.conn,
+            stream: call.stream,
+        }
+    }
+
     /// Sends every item of a handler's result; an `Err` result or item ends the call with it.
     pub async fn send<S, T, E, E2>(self, result: Result<S, E>) -> Result<Option<Bytes>, Status>
     where
@@ -53,15 +65,15 @@ impl Replies {
         E2: Into<Status>,
     {
         let responses = result.map_err(Into::into)?;
-        let call = &self.call;
+        let (conn, stream) = (&self.conn, &self.stream);
         // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
-        call.conn.push(Frame::Data {
-            id: call.stream.id,
+        conn.push(Frame::Data {
+            id: stream.id,
             end_stream: false,
             data: Bytes::new(),
         });
         let responses = responses.map(|item| item.map_err(Into::into));
-        match call.conn.send_stream(&call.stream, responses).await {
+        match conn.send_stream(stream, responses).await {
             Ok(()) => {}
             Err(SendStreamError::Item(status) | SendStreamError::Ended(status)) => {
                 return Err(status);
@@ -105,7 +117,7 @@ where
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
         let context = call.context.clone();
-        f(context, args, Replies { call }).await
+        f(context, args, Replies::new(call)).await
     })
 }
 
@@ -149,7 +161,7 @@ where
         let args = recv_args::<A>(&call, names).await?;
         let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
         let context = call.context.clone();
-        f(context, args, requests, Replies { call }).await
+        f(context, args, requests, Replies::new(call)).await
     })
 }
 
