@@ -262,3 +262,54 @@ async fn a_destructor_that_panics_when_the_deadline_drops_the_handler_still_gets
         .unwrap();
     assert_eq!(close_status(&read_frame(&mut io).await).0, Code::Ok);
 }
+
+#[tokio::test]
+async fn a_client_notices_a_server_that_went_silent() {
+    // A server that completes the handshake, then never sends another byte (as if the machine
+    // vanished): the call must not wait for ever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut io, _) = listener.accept().await.unwrap();
+        let mut theirs = [0; 24];
+        io.read_exact(&mut theirs).await.unwrap();
+        io.write_all(&preface(1)).await.unwrap();
+        let mut sink = vec![0; 4096];
+        while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    let client = Client::builder()
+        .keepalive(Some(Duration::from_millis(50)))
+        .keepalive_timeout(Duration::from_millis(100))
+        .connect(addr)
+        .await
+        .unwrap();
+    let client = common::LabClient::new(client);
+    let err = client.echo("anyone?".into()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("keepalive"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_drops_a_client_that_went_silent() {
+    let addr = server(|b| {
+        b.keepalive(Some(Duration::from_millis(50)))
+            .keepalive_timeout(Duration::from_millis(100))
+    })
+    .await;
+    let mut io = handshaken(addr).await;
+    // Never answer: the server's ping goes unanswered and it closes the connection.
+    let mut seen = Vec::new();
+    let mut buf = [0; 64];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server kept a silent client's connection open"),
+        }
+    }
+    // length 14, stream 0, PING, no flags: the server asked before giving up
+    assert!(
+        seen.starts_with(&[0, 0, 0, 14, 0, 0, 0, 0, 6, 0]),
+        "a PING came first: {seen:?}"
+    );
+}

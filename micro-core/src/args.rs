@@ -120,7 +120,7 @@ macro_rules! tuple_args {
 
         impl<$($T: DeserializeOwned),+> DecodeArgs for ($($T,)+) {
             fn decode_args(names: &'static [&'static str], body: &[u8]) -> Result<Self, Status> {
-                let mut de = rmp_serde::Deserializer::new(body);
+                let mut de = message::deserializer(body);
                 NamedSeed::<Self> { names, _tuple: std::marker::PhantomData }.deserialize(&mut de).map_err(invalid)
             }
         }
@@ -184,5 +184,46 @@ mod tests {
     fn wrong_type_is_invalid_argument() {
         let err = <(i64,)>::decode_args(&["n"], b"\xa1z").unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
+    }
+}
+
+#[cfg(test)]
+mod bomb_tests {
+    use super::*;
+
+    /// Runs `f` on a thread with a 2 MiB stack, the size of a tokio worker's.
+    fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        on_small_stack(|| {
+            let bomb = vec![0x91u8; 100_000]; // [[[[…]]]]
+            assert!(<()>::decode_args(&[], &bomb).is_err());
+            // the same bomb as the value of an unknown argument
+            let mut named = b"\x82\xa1a\x01\xa7unknown".to_vec();
+            named.extend_from_slice(&bomb);
+            assert!(<(u8, Option<u8>)>::decode_args(&["a", "b"], &named).is_err());
+        });
+    }
+
+    #[test]
+    fn huge_declared_lengths_allocate_nothing_large() {
+        for bomb in [
+            &b"\xdd\xff\xff\xff\xff"[..],
+            b"\xc6\xff\xff\xff\xff",
+            b"\xdb\xff\xff\xff\xff",
+            b"\xdf\xff\xff\xff\xff",
+        ] {
+            assert!(<(Vec<u64>,)>::decode_args(&["v"], bomb).is_err());
+            assert!(<(String,)>::decode_args(&["s"], bomb).is_err());
+            assert!(<()>::decode_args(&[], bomb).is_err());
+        }
     }
 }

@@ -134,6 +134,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Pings a connection that has been silent for `interval`, and treats it as lost (failing
+    /// its calls with `Unavailable`; the next call reconnects) when the ping goes unanswered for
+    /// the [`keepalive_timeout`](Self::keepalive_timeout). `None` turns it off (default 60 s).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive_interval = interval;
+        self
+    }
+
+    /// How long a keepalive ping may go unanswered (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.keepalive_timeout = timeout;
+        self
+    }
+
     /// Largest frame payload accepted from the server, in bytes (default 1 MiB).
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.config.max_frame_size = bytes;

@@ -21,6 +21,10 @@ pub(crate) struct Config {
     pub(crate) connection_window: u32,
     /// How long the server waits for a new connection's handshake.
     pub(crate) handshake_timeout: Duration,
+    /// After this long without a frame from the peer, send a PING (`None`: never).
+    pub(crate) keepalive_interval: Option<Duration>,
+    /// How long a keepalive PING may go unanswered before the connection counts as lost.
+    pub(crate) keepalive_timeout: Duration,
 }
 
 impl Default for Config {
@@ -33,6 +37,8 @@ impl Default for Config {
             stream_window: 1 << 20,
             connection_window: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Some(Duration::from_secs(60)),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }

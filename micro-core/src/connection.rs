@@ -4,17 +4,19 @@
 //! waits on any one of them; the [writer](writer) drains a queue of outgoing frames, batching
 //! whatever is queued into one write. Calls talk to both through [`Shared`].
 
+mod keepalive;
 pub(crate) mod reader;
 mod send_stream;
 pub(crate) mod writer;
 
+pub(crate) use keepalive::keepalive;
 pub(crate) use send_stream::SendStreamError;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -87,6 +89,8 @@ pub(crate) struct Shared {
     buffered: AtomicUsize,
     /// Frames of `Out::Reply` in the writer's queue.
     pub(crate) queued_replies: AtomicUsize,
+    /// Frames received so far: the keepalive task's sign of life.
+    pub(crate) frames_received: AtomicU64,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -141,6 +145,7 @@ impl Shared {
             recv_flow: Mutex::new(RecvFlow::default()),
             buffered: AtomicUsize::new(0),
             queued_replies: AtomicUsize::new(0),
+            frames_received: AtomicU64::new(0),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -935,6 +940,13 @@ impl Connection {
         let (shared, rx) = Shared::new(Role::Client, config, peer, peer_addr);
         tokio::spawn(writer::run(shared.clone(), rx, write));
         tokio::spawn(reader::run(shared.clone(), read));
+        if let Some(interval) = shared.config.keepalive_interval {
+            tokio::spawn(keepalive(
+                shared.clone(),
+                interval,
+                shared.config.keepalive_timeout,
+            ));
+        }
         Ok(Connection(Arc::new(Handle(shared))))
     }
 }

@@ -40,9 +40,23 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     Ok(len)
 }
 
+/// How deeply arrays and maps may nest in a message. rmp-serde's own limit (1024) lets a
+/// 100,000-byte `[[[…]]]` recurse deep enough to overflow a 2 MiB worker stack in a debug build;
+/// real messages nest a handful of levels.
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// A MessagePack deserializer over `body` with micro's nesting limit.
+pub(crate) fn deserializer(
+    body: &[u8],
+) -> rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'_, [u8]>> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    de.set_max_depth(MAX_DEPTH);
+    de
+}
+
 /// Decodes one message body (without its prefix).
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(body)
+    T::deserialize(&mut deserializer(body))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::connection::{Role, Shared, reader, writer};
+use crate::connection::{Role, Shared, keepalive, reader, writer};
 use crate::{Service, Status, handshake};
 
 /// A micro server: the services it offers and the limits it enforces.
@@ -119,6 +119,21 @@ impl ServerBuilder {
     /// How long a new connection may take to send its handshake (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Pings a connection that has been silent for `interval`, and closes it (cancelling its
+    /// calls) when the ping goes unanswered for the [`keepalive_timeout`](Self::keepalive_timeout):
+    /// how a client that vanished without closing is noticed. `None` turns it off
+    /// (default 60 s).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive_interval = interval;
+        self
+    }
+
+    /// How long a keepalive ping may go unanswered (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.keepalive_timeout = timeout;
         self
     }
 
@@ -318,6 +333,13 @@ async fn serve_connection<IO>(
     // However this task ends, even dropped mid-way, the connection's calls and writer end too.
     let _close = CloseOnDrop(conn.clone());
     let mut writer = tokio::spawn(writer::run(conn.clone(), rx, write));
+    if let Some(interval) = conn.config.keepalive_interval {
+        tokio::spawn(keepalive(
+            conn.clone(),
+            interval,
+            conn.config.keepalive_timeout,
+        ));
+    }
     let mut reader = pin!(reader::run(conn.clone(), read));
     let mut draining = false;
     loop {

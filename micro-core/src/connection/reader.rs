@@ -43,6 +43,8 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
                 return;
             }
         };
+        conn.frames_received
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
             Err(FrameError::Protocol(reason)) => Err(reason),
