@@ -346,3 +346,51 @@ async fn connection_loss_mid_stream_fails_both_sides() {
     // the server noticed too: the handler was dropped
     h.probe.wait_dropped(1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_the_client_reconnects_with_backoff() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = |listener| {
+        let service = common::LabServer::new(common::LabImpl::default());
+        tokio::spawn(
+            micro::Server::builder()
+                .add_service(service)
+                .serve_listener(listener),
+        )
+    };
+    let server = serve(listener);
+    let client = common::LabClient::connect(addr).await.unwrap();
+    assert_eq!(client.echo("before".into()).await.unwrap(), "before");
+    let holder = client.clone();
+    let in_flight = tokio::spawn(async move { holder.hold().await });
+    tokio::task::yield_now().await;
+
+    server.abort(); // the server process dies, and its port closes
+    let _ = server.await;
+    let err = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unavailable,
+        "a call in flight fails, it does not hang: {err}"
+    );
+    let first = client.echo("down".into()).await.unwrap_err();
+    assert_eq!(first.code(), Code::Unavailable, "{first}");
+    // within the backoff, calls fail at once instead of trying to connect again
+    let fast = client.echo("down".into()).await.unwrap_err();
+    assert!(fast.message().contains("reconnecting in"), "{fast}");
+
+    let _server = serve(tokio::net::TcpListener::bind(addr).await.unwrap());
+    let mut attempts = 0;
+    let reply = loop {
+        match client.echo("after".into()).await {
+            Ok(reply) => break reply,
+            Err(err) if err.code() == Code::Unavailable && attempts < 200 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    assert_eq!(reply, "after");
+}

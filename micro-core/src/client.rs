@@ -34,7 +34,8 @@ type Connect = Arc<dyn Fn(Config) -> BoxFuture<'static, Result<Connection, Statu
 /// Generated clients (`SayClient`) wrap one. Calls from all clones are multiplexed over the
 /// same connection. If it is lost, or the server says it is going away, the next call opens a
 /// new one (for clients made by [`connect`](Client::connect) or
-/// [`connect_with`](ClientBuilder::connect_with)).
+/// [`connect_with`](ClientBuilder::connect_with)). After a failed attempt the next waits
+/// (100 ms, doubling up to 5 s); calls in between fail at once with `Unavailable`.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -45,8 +46,21 @@ struct Inner {
     timeout: Option<Duration>,
     connect: Option<Connect>,
     current: Mutex<Option<Connection>>,
-    reconnect: tokio::sync::Mutex<()>,
+    /// Held while connecting, so one caller reconnects for all; remembers failures.
+    reconnect: tokio::sync::Mutex<Backoff>,
 }
+
+/// After a failed connection attempt, the next one waits: 100 ms, doubling up to 5 s. Calls in
+/// between fail at once with the last error instead of hammering a server that is down.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    retry_at: Option<tokio::time::Instant>,
+    last_error: Option<Status>,
+}
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl Client {
     /// Connects to a server over TCP.
@@ -93,13 +107,36 @@ impl Client {
             let why = self.current().and_then(|c| c.closed_status());
             return Err(why.unwrap_or_else(|| Status::unavailable("the connection is closed")));
         };
-        let _one_at_a_time = self.inner.reconnect.lock().await;
+        let mut backoff = self.inner.reconnect.lock().await;
         if let Some(conn) = self.current().filter(|c| c.is_usable()) {
             return Ok(conn);
         }
-        let conn = connect_within(connect, &self.inner.config).await?;
-        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
-        Ok(conn)
+        let now = tokio::time::Instant::now();
+        if let (Some(retry_at), Some(error)) = (backoff.retry_at, &backoff.last_error)
+            && now < retry_at
+        {
+            return Err(Status::unavailable(format!(
+                "{} (reconnecting in {:?})",
+                error.message(),
+                retry_at - now
+            )));
+        }
+        match connect_within(connect, &self.inner.config).await {
+            Ok(conn) => {
+                *backoff = Backoff::default();
+                *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(error) => {
+                let delay = BACKOFF_FIRST
+                    .saturating_mul(1 << backoff.failures.min(16))
+                    .min(BACKOFF_MAX);
+                backoff.failures += 1;
+                backoff.retry_at = Some(tokio::time::Instant::now() + delay);
+                backoff.last_error = Some(error.clone());
+                Err(error)
+            }
+        }
     }
 }
 
@@ -253,7 +290,7 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 connect,
                 current: Mutex::new(conn),
-                reconnect: tokio::sync::Mutex::new(()),
+                reconnect: tokio::sync::Mutex::new(Backoff::default()),
             }),
         }
     }
