@@ -75,6 +75,25 @@ fn close_status(frame: &Raw) -> (Code, String) {
     (code, message)
 }
 
+/// Sends a call as one OPEN frame (arguments inline, END_STREAM) and returns the status of the
+/// CLOSE that answers it.
+async fn call_raw(
+    io: &mut TcpStream,
+    id: u32,
+    method: &str,
+    timeout_us: u64,
+    args: &[u8],
+) -> (Code, String) {
+    io.write_all(&frame(id, 1, 1, &open_payload(method, timeout_us, &[args])))
+        .await
+        .unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(io))
+        .await
+        .unwrap();
+    assert_eq!(close.stream, id);
+    close_status(&close)
+}
+
 async fn server(
     configure: impl FnOnce(micro::ServerBuilder) -> micro::ServerBuilder,
 ) -> std::net::SocketAddr {
@@ -162,13 +181,8 @@ async fn the_server_enforces_the_deadline_it_was_sent() {
     let addr = server(|b| b).await;
     let mut io = handshaken(addr).await;
     // Lab.hold never answers; the client sends the deadline and then stays silent.
-    let open = open_payload("Lab.hold", 50_000, &[b"\xc0"]);
-    io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
-    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io))
-        .await
-        .unwrap();
-    assert_eq!(close.stream, 1);
-    assert_eq!(close_status(&close).0, Code::DeadlineExceeded);
+    let (code, _) = call_raw(&mut io, 1, "Lab.hold", 50_000, b"\xc0").await;
+    assert_eq!(code, Code::DeadlineExceeded);
 }
 
 #[tokio::test]
@@ -249,18 +263,13 @@ async fn a_peer_that_pings_without_reading_is_disconnected() {
 async fn a_destructor_that_panics_when_the_deadline_drops_the_handler_still_gets_an_answer() {
     let addr = server(|b| b).await;
     let mut io = handshaken(addr).await;
-    let open = open_payload("Lab.bomb", 50_000, &[b"\xc0"]);
-    io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
-    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io))
-        .await
-        .unwrap();
-    assert_eq!(close.stream, 1);
-    assert_eq!(close_status(&close).0, Code::DeadlineExceeded);
+    let (code, _) = call_raw(&mut io, 1, "Lab.bomb", 50_000, b"\xc0").await;
+    assert_eq!(code, Code::DeadlineExceeded);
     // and the server goes on serving this connection
-    io.write_all(&frame(3, 1, 1, &open_payload("Lab.echo", 0, &[b"\xa2ok"])))
-        .await
-        .unwrap();
-    assert_eq!(close_status(&read_frame(&mut io).await).0, Code::Ok);
+    assert_eq!(
+        call_raw(&mut io, 3, "Lab.echo", 0, b"\xa2ok").await.0,
+        Code::Ok
+    );
 }
 
 #[tokio::test]
