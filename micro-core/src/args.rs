@@ -120,6 +120,7 @@ macro_rules! tuple_args {
 
         impl<$($T: DeserializeOwned),+> DecodeArgs for ($($T,)+) {
             fn decode_args(names: &'static [&'static str], body: &[u8]) -> Result<Self, Status> {
+                message::check_depth(body).map_err(invalid)?;
                 let mut de = message::deserializer(body);
                 NamedSeed::<Self> { names, _tuple: std::marker::PhantomData }.deserialize(&mut de).map_err(invalid)
             }

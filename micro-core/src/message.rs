@@ -40,9 +40,10 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     Ok(len)
 }
 
-/// How deeply arrays and maps may nest in a message. rmp-serde's own limit (1024) lets a
-/// 100,000-byte `[[[…]]]` recurse deep enough to overflow a 2 MiB worker stack in a debug build;
-/// real messages nest a handful of levels.
+/// How deeply arrays, maps and extension values may nest in a message. rmp-serde counts depth
+/// only for some paths (not through enums, which nest as maps), and its own limit (1024) is
+/// deep enough to overflow a 2 MiB worker stack in a debug build; so micro checks the nesting
+/// itself, without recursion, before decoding. Real messages nest a handful of levels.
 pub(crate) const MAX_DEPTH: usize = 100;
 
 /// A MessagePack deserializer over `body` with micro's nesting limit.
@@ -55,8 +56,92 @@ pub(crate) fn deserializer(
 }
 
 /// Decodes one message body (without its prefix).
-pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    T::deserialize(&mut deserializer(body))
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    check_depth(body)?;
+    T::deserialize(&mut deserializer(body)).map_err(DecodeError::Invalid)
+}
+
+/// Why a message body did not decode.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// Nested deeper than [`MAX_DEPTH`], or cut short inside the nesting.
+    TooDeep(String),
+    /// Not the expected type.
+    Invalid(rmp_serde::decode::Error),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::TooDeep(why) => f.write_str(why),
+            DecodeError::Invalid(err) => err.fmt(f),
+        }
+    }
+}
+
+/// Refuses a body whose arrays, maps and extensions nest deeper than [`MAX_DEPTH`], walking its
+/// markers with an explicit stack. Each nesting level takes at least one byte, so bodies no
+/// longer than the limit are not walked.
+pub(crate) fn check_depth(body: &[u8]) -> Result<(), DecodeError> {
+    if body.len() <= MAX_DEPTH {
+        return Ok(());
+    }
+    let too_deep =
+        || DecodeError::TooDeep(format!("the message nests deeper than {MAX_DEPTH} levels"));
+    // Values still to read in each open container; the outermost "container" holds the body.
+    let mut open: Vec<u64> = vec![1];
+    let mut at = 0usize;
+    while let Some(left) = open.last_mut() {
+        if *left == 0 {
+            open.pop();
+            continue;
+        }
+        *left -= 1;
+        let Some(&marker) = body.get(at) else {
+            // Truncated: the decoder reports it precisely.
+            return Ok(());
+        };
+        at += 1;
+        let be = |n: usize, at: usize| -> Option<u64> {
+            body.get(at..at + n)
+                .map(|b| b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        };
+        // (bytes of length field, elements per entry) for containers; bytes to skip otherwise.
+        let (skip, nested) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, None),
+            0x80..=0x8f => (0, Some(u64::from(marker & 0x0f) * 2)),
+            0x90..=0x9f => (0, Some(u64::from(marker & 0x0f))),
+            0xa0..=0xbf => ((marker & 0x1f) as usize, None),
+            0xcc | 0xd0 => (1, None),
+            0xcd | 0xd1 => (2, None),
+            0xca | 0xce | 0xd2 => (4, None),
+            0xcb | 0xcf | 0xd3 => (8, None),
+            0xd4 => (2, None),
+            0xd5 => (3, None),
+            0xd6 => (5, None),
+            0xd7 => (9, None),
+            0xd8 => (17, None),
+            0xc4 | 0xd9 => (1 + be(1, at).unwrap_or(0) as usize, None),
+            0xc5 | 0xda => (2 + be(2, at).unwrap_or(0) as usize, None),
+            0xc6 | 0xdb => (4 + be(4, at).unwrap_or(0) as usize, None),
+            0xc7 => (2 + be(1, at).unwrap_or(0) as usize, None),
+            0xc8 => (3 + be(2, at).unwrap_or(0) as usize, None),
+            0xc9 => (5 + be(4, at).unwrap_or(0) as usize, None),
+            0xdc => (2, be(2, at)),
+            0xdd => (4, be(4, at)),
+            0xde => (2, be(2, at).map(|n| n * 2)),
+            0xdf => (4, be(4, at).map(|n| n * 2)),
+            0xc1 => return Ok(()), // never used: the decoder rejects it
+        };
+        at = at.saturating_add(skip);
+        if let Some(entries) = nested {
+            if open.len() > MAX_DEPTH {
+                return Err(too_deep());
+            }
+            open.push(entries);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -109,5 +194,60 @@ mod tests {
                 label: "b".into()
             }
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // only ever decoded
+    enum Expr {
+        Neg(Box<Expr>),
+        Lit(u8),
+    }
+
+    fn enum_bomb(levels: usize) -> Vec<u8> {
+        let mut body = b"\x81\xa3Neg".repeat(levels);
+        body.extend_from_slice(b"\x81\xa3Lit\x00");
+        body
+    }
+
+    #[test]
+    fn nesting_through_enums_counts_too() {
+        assert!(decode::<Expr>(&enum_bomb(10)).is_ok());
+        assert!(matches!(
+            decode::<Expr>(&enum_bomb(1000)),
+            Err(DecodeError::TooDeep(_))
+        ));
+    }
+
+    #[test]
+    fn a_recursive_enum_bomb_does_not_overflow_a_worker_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| assert!(decode::<Expr>(&enum_bomb(100_000)).is_err()))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_depth_walk_skips_every_kind_of_value() {
+        // A body longer than the limit, with each marker family, nested 3 deep: accepted.
+        let mut body = vec![0x93]; // array of 3
+        body.extend_from_slice(b"\xc4\x03abc"); // bin8
+        body.extend_from_slice(b"\xd9\x02hi"); // str8
+        // [fixext4, map16 {"k": nil}]
+        body.extend_from_slice(&[
+            0x92, 0xd6, 0x01, 1, 2, 3, 4, 0xde, 0x00, 0x01, 0xa1, b'k', 0xc0,
+        ]);
+        let mut padded = vec![0xdc, 0x00, 0x02]; // array16 of 2: [body, "<long string>"]
+        padded.extend_from_slice(&body);
+        padded.push(0xda);
+        padded.extend_from_slice(&200u16.to_be_bytes());
+        padded.extend_from_slice(&[b'x'; 200]);
+        assert!(padded.len() > MAX_DEPTH);
+        assert!(check_depth(&padded).is_ok());
+        // the same shape nested past the limit is refused
+        let mut deep = vec![0x91; MAX_DEPTH + 1];
+        deep.push(0xc0);
+        assert!(matches!(check_depth(&deep), Err(DecodeError::TooDeep(_))));
     }
 }
