@@ -322,3 +322,23 @@ async fn a_server_drops_a_client_that_went_silent() {
         "a PING came first: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_deadline_that_stops_a_handler_in_the_middle_of_a_message_is_still_a_deadline() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    // Lab.flood(100_000) sends 100 KB blobs; our preface grants 256 KiB, so the handler stops
+    // in the middle of the third blob, waiting for credit we never give, until its deadline.
+    let open = open_payload("Lab.flood", 100_000, &[b"\xce\x00\x01\x86\xa0"]);
+    io.write_all(&frame(1, 1, 1, &open)).await.unwrap();
+    let close = loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut io))
+            .await
+            .unwrap();
+        if next.kind == 3 {
+            break next;
+        }
+    };
+    let (code, message) = close_status(&close);
+    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+}

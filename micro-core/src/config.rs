@@ -58,6 +58,13 @@ impl Config {
                 self.connection_window, self.stream_window
             ));
         }
+        if self
+            .keepalive_interval
+            .is_some_and(|i| i < Duration::from_millis(10))
+            || self.keepalive_timeout < Duration::from_millis(10)
+        {
+            return Err("keepalive interval and timeout must be at least 10 ms".into());
+        }
         if self.stream_window > i32::MAX as u32 || self.connection_window > i32::MAX as u32 {
             return Err("windows must be below 2 GiB".into());
         }

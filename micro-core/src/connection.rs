@@ -89,8 +89,8 @@ pub(crate) struct Shared {
     buffered: AtomicUsize,
     /// Frames of `Out::Reply` in the writer's queue.
     pub(crate) queued_replies: AtomicUsize,
-    /// Frames received so far: the keepalive task's sign of life.
-    pub(crate) frames_received: AtomicU64,
+    /// Bytes received so far: the keepalive task's sign of life.
+    pub(crate) bytes_received: AtomicU64,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -145,7 +145,7 @@ impl Shared {
             recv_flow: Mutex::new(RecvFlow::default()),
             buffered: AtomicUsize::new(0),
             queued_replies: AtomicUsize::new(0),
-            frames_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -406,6 +406,10 @@ impl Shared {
                 status: self.fit_status(status),
                 data,
             });
+        } else if !data.is_empty() {
+            // Cancelled meanwhile: the reply's connection credit was taken but never used, and
+            // the peer will not grant it back.
+            self.send_window.add_permits(data.len());
         }
         self.unbuffer(stream.discard());
     }

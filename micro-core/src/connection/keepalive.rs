@@ -10,11 +10,11 @@ use super::Shared;
 use crate::Status;
 use crate::frame::Frame;
 
-/// Watches `conn` until it closes: after `interval` without any frame from the peer, sends a
-/// PING; if nothing at all arrives within `timeout` after it, closes the connection, failing
-/// its calls with `Unavailable`.
+/// Watches `conn` until it closes: after `interval` without a byte from the peer, sends a PING;
+/// if not one byte arrives within `timeout` after it, closes the connection, failing its calls
+/// with `Unavailable`.
 pub(crate) async fn keepalive(conn: Arc<Shared>, interval: Duration, timeout: Duration) {
-    let received = || conn.frames_received.load(Ordering::Acquire);
+    let received = || conn.bytes_received.load(Ordering::Acquire);
     let mut seen = received();
     let mut pings = 0u64;
     loop {

@@ -20,6 +20,10 @@ const READ_BUFFER: usize = 8 * 1024;
 /// Reads frames until the connection ends, then closes it.
 pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
     let codec = FrameCodec::new(conn.config.max_frame_size as usize);
+    let read = Counted {
+        inner: read,
+        conn: &conn,
+    };
     let mut frames = FramedRead::with_capacity(read, codec, READ_BUFFER);
     let max_metadata = conn.config.max_metadata_size as usize;
     loop {
@@ -43,8 +47,6 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
                 return;
             }
         };
-        conn.frames_received
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
             Err(FrameError::Protocol(reason)) => Err(reason),
@@ -58,5 +60,29 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
             conn.protocol_error(&reason);
             return;
         }
+    }
+}
+
+/// Counts the bytes read, for keepalive: a peer slowly delivering one large frame is alive.
+struct Counted<'a, R> {
+    inner: R,
+    conn: &'a Shared,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<'_, R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.conn
+                .bytes_received
+                .fetch_add(read as u64, std::sync::atomic::Ordering::Release);
+        }
+        polled
     }
 }

@@ -55,7 +55,8 @@ impl Shared {
                 }
             }
             if !batch.is_empty() {
-                self.send_data(stream, batch.split().freeze(), false)
+                // A fresh buffer per batch: an idle call must not keep its largest batch alive.
+                self.send_data(stream, std::mem::take(&mut batch).freeze(), false)
                     .await
                     .map_err(SendStreamError::Ended)?;
             }

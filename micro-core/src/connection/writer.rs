@@ -131,7 +131,13 @@ impl Batch {
     /// Moves what `head` holds into `parts`.
     fn freeze_head(&mut self) {
         if !self.head.is_empty() {
-            let part = self.head.split().freeze();
+            // A large head is handed over whole; a small one is split off, and its allocation
+            // is reused once the write is done.
+            let part = if self.head.len() > KEEP_CAPACITY {
+                std::mem::take(&mut self.head).freeze()
+            } else {
+                self.head.split().freeze()
+            };
             self.frozen += part.len();
             self.parts.push_back(part);
         }
@@ -142,9 +148,6 @@ impl Batch {
     fn take_parts(&mut self) -> VecDeque<Bytes> {
         self.freeze_head();
         self.frozen = 0;
-        if self.head.capacity() > KEEP_CAPACITY {
-            self.head = BytesMut::new();
-        }
         std::mem::take(&mut self.parts)
     }
 
@@ -336,6 +339,24 @@ mod tests {
         assert_eq!(
             data_lens(&frames(&mut batch)),
             [(1, 3), (2, 40_000), (2, 2), (3, 20_000)]
+        );
+    }
+
+    #[test]
+    fn a_large_batch_does_not_leave_its_buffer_behind() {
+        let conn = conn(8 << 20);
+        let mut batch = Batch::default();
+        let close = Frame::Close {
+            id: 1,
+            status: crate::Status::new(crate::Code::Ok, ""),
+            data: Bytes::from(vec![1u8; 3 << 20]),
+        };
+        batch.encode(&conn, Out::Frame(close));
+        drop(batch.take_parts());
+        assert!(
+            batch.head.capacity() <= KEEP_CAPACITY,
+            "kept {} bytes",
+            batch.head.capacity()
         );
     }
 

@@ -77,6 +77,14 @@ pub(crate) async fn run(
             .map(Outcome::Done)
     })
     .await;
+    if let Outcome::Deadline = outcome {
+        // Recorded first, so nothing the dropped handler leaves behind (a message it was
+        // sending) relabels the call.
+        conn.abort_call(
+            &stream,
+            Status::deadline_exceeded("the call's deadline passed on the server"),
+        );
+    }
     // Cancellation means the handler's future is dropped, before the client hears anything.
     // Its destructors are user code too: a panic there must not skip the answer.
     let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(handler.take())));
