@@ -52,9 +52,9 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             }
         }
         if batch.len() > 0 {
-            let mut parts = batch.take_parts();
+            let parts = batch.ready_parts();
             let io = async {
-                write_all_parts(&mut write, &mut parts).await?;
+                write_all_parts(&mut write, parts).await?;
                 write.flush().await
             };
             let written = if shutdown {
@@ -88,12 +88,12 @@ async fn write_all_parts<W: AsyncWrite + Unpin>(
     parts: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
     while !parts.is_empty() {
-        let slices: Vec<IoSlice<'_>> = parts
-            .iter()
-            .take(MAX_SLICES)
-            .map(|part| IoSlice::new(part))
-            .collect();
-        let mut written = write.write_vectored(&slices).await?;
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let count = parts.len().min(MAX_SLICES);
+        for (slice, part) in slices.iter_mut().zip(parts.iter()) {
+            *slice = IoSlice::new(part);
+        }
+        let mut written = write.write_vectored(&slices[..count]).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -144,11 +144,17 @@ impl Batch {
         self.open_data = None;
     }
 
-    /// Everything gathered, ready to write; the batch starts empty again.
-    fn take_parts(&mut self) -> VecDeque<Bytes> {
+    /// Everything gathered, ready to write; writing drains it (keeping the deque's capacity)
+    /// and the batch starts empty again.
+    fn ready_parts(&mut self) -> &mut VecDeque<Bytes> {
         self.freeze_head();
         self.frozen = 0;
-        std::mem::take(&mut self.parts)
+        &mut self.parts
+    }
+
+    #[cfg(test)]
+    fn take_parts(&mut self) -> VecDeque<Bytes> {
+        std::mem::take(self.ready_parts())
     }
 
     /// Encodes one queued item; `true` if it asks for the shutdown.
