@@ -87,11 +87,16 @@ async fn call_raw(
     io.write_all(&frame(id, 1, 1, &open_payload(method, timeout_us, &[args])))
         .await
         .unwrap();
-    let close = tokio::time::timeout(Duration::from_secs(10), read_frame(io))
-        .await
-        .unwrap();
-    assert_eq!(close.stream, id);
-    close_status(&close)
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), read_frame(io))
+            .await
+            .unwrap();
+        if next.stream == 0 {
+            continue; // answers to our PINGs
+        }
+        assert_eq!(next.stream, id);
+        return close_status(&next);
+    }
 }
 
 async fn server(
@@ -341,4 +346,93 @@ async fn a_deadline_that_stops_a_handler_in_the_middle_of_a_message_is_still_a_d
     };
     let (code, message) = close_status(&close);
     assert_eq!(code, Code::DeadlineExceeded, "{message}");
+}
+
+/// Reads frames until a GOAWAY; returns its reason.
+async fn goaway_reason(io: &mut TcpStream) -> String {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), read_frame(io))
+            .await
+            .unwrap();
+        if next.kind == 7 {
+            return String::from_utf8_lossy(&next.payload[5..]).to_string();
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_after_end_stream_is_a_protocol_error() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    // Lab.total reads a client stream: open it, end it, then keep sending.
+    io.write_all(&frame(1, 1, 0, &open_payload("Lab.total", 0, &[b"\xc0"])))
+        .await
+        .unwrap();
+    io.write_all(&frame(1, 2, 1, &[0, 0, 0, 1, 7]))
+        .await
+        .unwrap();
+    io.write_all(&frame(1, 2, 0, &[0, 0, 0, 1, 8]))
+        .await
+        .unwrap();
+    let reason = goaway_reason(&mut io).await;
+    assert!(reason.contains("after its END_STREAM"), "{reason}");
+}
+
+#[tokio::test]
+async fn floods_of_frames_that_carry_nothing_end_the_connection() {
+    for (what, flood) in [
+        ("PING", frame(0, 6, 0, &[0; 8])),
+        ("empty DATA", frame(1, 2, 0, &[])),
+    ] {
+        let addr = server(|b| b).await;
+        let io = handshaken(addr).await;
+        let (mut read, mut write) = io.into_split();
+        // a call for the empty DATA to go to
+        write
+            .write_all(&frame(1, 1, 0, &open_payload("Lab.total", 0, &[b"\xc0"])))
+            .await
+            .unwrap();
+        let burst: Vec<u8> = flood
+            .iter()
+            .copied()
+            .cycle()
+            .take(flood.len() * 10_001)
+            .collect();
+        // The server may close while the burst is still being written: that is the point.
+        let writer = tokio::spawn(async move { write.write_all(&burst).await });
+        let reason = loop {
+            let len = read.read_u32().await.unwrap() as usize;
+            let mut rest = vec![0; len];
+            read.read_exact(&mut rest).await.unwrap();
+            if rest[4] == 7 {
+                break String::from_utf8_lossy(&rest[11..]).to_string();
+            }
+        };
+        // A PING flood read this slowly may first trip the bound on unread answers: either
+        // way the flooder is cut off with a GOAWAY.
+        assert!(
+            reason.contains("carry nothing") || reason.contains("answers wait"),
+            "{what}: {reason}"
+        );
+        let _ = writer.await;
+    }
+}
+
+#[tokio::test]
+async fn pings_between_real_calls_are_fine() {
+    let addr = server(|b| b).await;
+    let mut io = handshaken(addr).await;
+    for round in 0..50u32 {
+        let ping = frame(0, 6, 0, &[0; 8]);
+        let pings: Vec<u8> = ping
+            .iter()
+            .copied()
+            .cycle()
+            .take(ping.len() * 1_000)
+            .collect();
+        io.write_all(&pings).await.unwrap();
+        // a real call resets the count
+        let (code, _) = call_raw(&mut io, 2 * round + 1, "Lab.echo", 0, b"\xa2ok").await;
+        assert_eq!(code, Code::Ok);
+    }
 }

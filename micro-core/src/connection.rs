@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -53,6 +53,10 @@ pub(crate) enum Out {
 /// How many answers to a peer's input may wait in the writer's queue. A peer that reads
 /// nothing while it keeps asking breaks the protocol's expectations and is disconnected.
 pub(crate) const MAX_QUEUED_REPLIES: usize = 1024;
+
+/// Frames in a row that carry nothing (PINGs; empty DATA from a client) a peer may send before
+/// it is taken for a flood. Any frame that does work resets the count.
+pub(crate) const MAX_EMPTY_FRAMES: u32 = 10_000;
 
 /// Which end of the connection this is.
 #[derive(Debug)]
@@ -91,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) queued_replies: AtomicUsize,
     /// Bytes received so far: the keepalive task's sign of life.
     pub(crate) bytes_received: AtomicU64,
+    /// Frames in a row that carried nothing (only the reader touches it).
+    empty_frames: AtomicU32,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -146,6 +152,7 @@ impl Shared {
             buffered: AtomicUsize::new(0),
             queued_replies: AtomicUsize::new(0),
             bytes_received: AtomicU64::new(0),
+            empty_frames: AtomicU32::new(0),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -328,6 +335,9 @@ impl Shared {
             self.peer.stream_window.min(MAX_CREDIT),
         ));
         match stream.push(data, end_stream) {
+            Err(InboundError::AfterEnd) => {
+                return Err(format!("DATA on stream {id} after its END_STREAM"));
+            }
             Ok(pushed) => self.pushed(id, pushed),
             Err(InboundError::FlowControl { len, available }) => {
                 return Err(format!(
@@ -674,6 +684,7 @@ impl Shared {
 
     /// Handles one frame from the peer. `Err` is a protocol error: the connection must end.
     pub(crate) fn on_frame(self: &Arc<Self>, frame: Frame) -> Result<(), String> {
+        self.count_empty(&frame)?;
         match frame {
             Frame::Open {
                 id,
@@ -703,6 +714,9 @@ impl Shared {
                                 "stream {id} sent {len} bytes, over its window of {available}"
                             ));
                         }
+                        Err(InboundError::AfterEnd) => {
+                            return Err(format!("DATA on stream {id} after its END_STREAM"));
+                        }
                         Err(InboundError::TooLarge { len, max }) => self.fail_stream(
                             &stream,
                             Status::resource_exhausted(format!(
@@ -723,6 +737,9 @@ impl Shared {
                 };
                 self.table().streams.remove(&id);
                 match stream.push(data, false) {
+                    Err(InboundError::AfterEnd) => {
+                        return Err(format!("DATA on stream {id} after its END_STREAM"));
+                    }
                     Ok(pushed) => self.pushed(
                         id,
                         Pushed {
@@ -795,6 +812,30 @@ impl Shared {
                 Ok(())
             }
         }
+    }
+
+    /// Counts frames in a row that carry nothing; too many is a flood.
+    fn count_empty(&self, frame: &Frame) -> Result<(), String> {
+        let empty = match frame {
+            Frame::Ping { ack: false, .. } => true,
+            // A server's empty DATA accepts a streaming call; a client's has no use.
+            Frame::Data {
+                end_stream: false,
+                data,
+                ..
+            } => data.is_empty() && matches!(self.role, Role::Server(_)),
+            // Credit and ping answers are the peer's side of our own traffic.
+            Frame::Credit { .. } | Frame::Ping { ack: true, .. } => return Ok(()),
+            _ => false,
+        };
+        if !empty {
+            self.empty_frames.store(0, Ordering::Relaxed);
+        } else if self.empty_frames.fetch_add(1, Ordering::Relaxed) >= MAX_EMPTY_FRAMES {
+            return Err(format!(
+                "the peer sent {MAX_EMPTY_FRAMES} frames in a row that carry nothing"
+            ));
+        }
+        Ok(())
     }
 
     /// The server will take no stream above `last`: those fail as retryable, the rest go on.

@@ -86,12 +86,17 @@ impl Stream {
     pub(crate) fn push(&self, data: Bytes, end: bool) -> Result<Pushed, InboundError> {
         let mut s = self.lock();
         s.started = true;
-        if s.recv_end.is_some() {
+        match s.recv_end {
+            // The peer said it was done: more is a protocol error.
+            Some(Ok(())) => return Err(InboundError::AfterEnd),
             // The call already ended on this side (e.g. failed); the bytes are dropped unread.
-            return Ok(Pushed {
-                stored: 0,
-                grant: None,
-            });
+            Some(Err(_)) => {
+                return Ok(Pushed {
+                    stored: 0,
+                    grant: None,
+                });
+            }
+            None => {}
         }
         let stored = data.len() as u32;
         s.inbound.push(data)?;

@@ -20,6 +20,8 @@ pub(crate) enum InboundError {
     FlowControl { len: usize, available: u32 },
     /// A message's length prefix exceeds the limit.
     TooLarge { len: u32, max: u32 },
+    /// DATA after the peer's own END_STREAM: a protocol error.
+    AfterEnd,
 }
 
 #[derive(Debug)]
