@@ -58,8 +58,8 @@
 
 pub use micro_core::{
     Client, ClientBuilder, Code, ConnectionStats, Context, Metadata, MethodDescriptor, MethodKind,
-    RequestStream, ResponseStream, Result, Server, ServerBuilder, Service, ServiceDescriptor,
-    Status, Stream,
+    RequestStream, ResponseStream, Result, Server, ServerBuilder, ServerSnapshot, ServerStats,
+    Service, ServiceDescriptor, Status, Stream,
 };
 pub use micro_macros::service;
 

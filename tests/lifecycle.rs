@@ -282,7 +282,82 @@ async fn server_gone_fails_calls_with_unavailable(transport: Transport) {
     h.probe.wait_dropped(2).await;
 }
 
+/// Calls per kind in the cancellation storm: 500 in CI, `MICRO_SOAK_CALLS=100000` for the
+/// full run.
+fn soak_calls() -> usize {
+    std::env::var("MICRO_SOAK_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500)
+}
+
+async fn a_storm_of_cancelled_calls_leaves_nothing_behind(transport: Transport) {
+    let h = Harness::with(
+        transport,
+        |b| b.max_concurrent_streams(10_000),
+        Client::builder(),
+    )
+    .await;
+    let n = soak_calls();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..4 * n {
+        let client = h.client.clone();
+        calls.spawn(async move {
+            let short = Duration::from_millis(1);
+            match i % 4 {
+                // unary, cut by the deadline
+                0 => assert!(client.hold().timeout(short).await.is_err()),
+                // server streaming, dropped after one item
+                1 => {
+                    let mut flood = client.flood(64).await.unwrap();
+                    flood.next().await.unwrap().unwrap();
+                }
+                // client streaming, cut by the deadline while the handler waits
+                2 => {
+                    let items = futures::stream::iter([Blob { data: vec![1; 64] }]);
+                    assert!(client.sink(items).timeout(short).await.is_err());
+                }
+                // bidirectional, abandoned mid-stream
+                _ => {
+                    let mut duplex = client.until_end_duplex().await.unwrap();
+                    duplex.send(1).await.unwrap();
+                }
+            }
+        });
+        if calls.len() >= 200 {
+            calls.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap();
+    }
+    // Everything the calls held is given back on both sides (bounded wait for the last drops).
+    let mut settled = false;
+    for _ in 0..2_000 {
+        let server = h.stats.snapshot().totals;
+        let client = h.client.client().stats().unwrap();
+        if server.open_streams + server.running_handlers + server.buffered_bytes == 0
+            && client.open_streams + client.buffered_bytes == 0
+        {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (server, client) = (h.stats.snapshot(), h.client.client().stats().unwrap());
+    assert!(settled, "left behind: server {server:?}, client {client:?}");
+    assert_eq!(
+        server.connections, 1,
+        "no GOAWAY for legitimate cancels: {server:?}"
+    );
+    assert_eq!(
+        h.client.echo("still fine".into()).await.unwrap(),
+        "still fine"
+    );
+}
+
 on_both_transports!(
+    a_storm_of_cancelled_calls_leaves_nothing_behind,
     dropping_a_call_cancels_its_handler,
     deadline_exceeded_while_the_handler_sleeps,
     client_default_timeout_applies_to_every_call,

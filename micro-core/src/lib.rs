@@ -33,6 +33,6 @@ pub use connection::ConnectionStats;
 pub use context::Context;
 pub use futures::Stream;
 pub use metadata::Metadata;
-pub use server::{RequestStream, Server, ServerBuilder};
+pub use server::{RequestStream, Server, ServerBuilder, ServerSnapshot, ServerStats};
 pub use service::{MethodDescriptor, MethodKind, Service, ServiceDescriptor};
 pub use status::{Code, Result, Status};

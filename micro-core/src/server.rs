@@ -5,6 +5,7 @@ pub(crate) mod dispatch;
 mod handler;
 mod request_stream;
 mod router;
+mod stats;
 
 pub use call::ServerCall;
 pub use handler::{
@@ -13,6 +14,7 @@ pub use handler::{
 };
 pub use request_stream::RequestStream;
 pub(crate) use router::Router;
+pub use stats::{ServerSnapshot, ServerStats};
 
 use std::future::{Future, pending};
 use std::io;
@@ -52,6 +54,7 @@ impl Server {
             router: Router::default(),
             config: Config::default(),
             grace_period: Duration::from_secs(30),
+            stats: ServerStats::default(),
         }
     }
 }
@@ -63,9 +66,16 @@ pub struct ServerBuilder {
     router: Router,
     config: Config,
     grace_period: Duration,
+    stats: ServerStats,
 }
 
 impl ServerBuilder {
+    /// A handle on the counters of the server this builder will run: connections, open
+    /// streams, running handlers, buffered bytes.
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
     /// Offers `service` (a generated `<Name>Server`).
     ///
     /// # Panics
@@ -235,6 +245,7 @@ impl ServerBuilder {
             self.config,
             never.clone(),
             never,
+            self.stats,
         )
         .await;
         Ok(())
@@ -270,6 +281,7 @@ impl ServerBuilder {
                         Some(Ok((io, addr))) => {
                             connections.spawn(serve_connection(
                                 io, addr, router.clone(), self.config.clone(), drain.clone(), hard_stop.clone(),
+                                self.stats.clone(),
                             ));
                         }
                         Some(Err(err)) => {
@@ -306,6 +318,7 @@ async fn serve_connection<IO>(
     config: Config,
     drain: CancellationToken,
     hard_stop: CancellationToken,
+    stats: ServerStats,
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -330,6 +343,7 @@ async fn serve_connection<IO>(
     };
     let (read, write) = crate::transport::split(io);
     let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);
+    stats.register(&conn);
     // However this task ends, even dropped mid-way, the connection's calls and writer end too.
     let _close = CloseOnDrop(conn.clone());
     let mut writer = tokio::spawn(writer::run(conn.clone(), rx, write));

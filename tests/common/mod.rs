@@ -311,6 +311,7 @@ pub enum Transport {
 pub struct Harness {
     pub client: LabClient,
     pub probe: Arc<Probe>,
+    pub stats: micro::ServerStats,
     pub addr: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -330,6 +331,7 @@ impl Harness {
         let lab = LabImpl::default();
         let probe = lab.probe.clone();
         let builder = configure(Server::builder().add_service(LabServer::new(lab)));
+        let stats = builder.stats();
         let (shutdown, signal) = oneshot::channel::<()>();
         let signal = async {
             let _ = signal.await;
@@ -354,6 +356,7 @@ impl Harness {
         Harness {
             client: LabClient::new(client),
             probe,
+            stats,
             addr,
             shutdown: Some(shutdown),
             server: Some(server),
