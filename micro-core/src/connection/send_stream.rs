@@ -13,6 +13,8 @@ use crate::{Status, message};
 
 /// A batch is sent once it holds this many bytes, or when no further item is ready.
 const BATCH_BYTES: usize = 64 * 1024;
+/// What a new batch's buffer starts with.
+const BATCH_START: usize = 8 * 1024;
 
 /// Why sending a stream stopped early.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ impl Shared {
             let Some(first) = items.next().await else {
                 return Ok(());
             };
+            // Room for a typical batch up front, instead of doubling from nothing.
+            batch.reserve(BATCH_START);
             let mut failed = self.encode_item(&mut batch, first).err();
             let mut ended = false;
             // Then whatever is ready now, without waiting: waiting is for a batch's first item.
