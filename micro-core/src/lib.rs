@@ -22,6 +22,8 @@ mod message;
 mod metadata;
 #[doc(hidden)]
 pub mod private;
+#[cfg(test)]
+mod proptests;
 mod server;
 mod service;
 mod status;
