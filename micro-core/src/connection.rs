@@ -31,7 +31,6 @@ use crate::frame::Frame;
 use crate::handshake::PeerSettings;
 use crate::message::PREFIX_LEN;
 use crate::server::Router;
-use crate::stream::inbound::InboundError;
 use crate::stream::{MAX_CREDIT, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 
@@ -88,7 +87,9 @@ pub(crate) struct Shared {
     table: Mutex<Table>,
     /// Connection-level credit the peer granted for our sends.
     send_window: Semaphore,
-    recv_flow: Mutex<RecvFlow>,
+    /// Bytes received and not yet granted back at the connection level. Only the reader task
+    /// touches it (connection credit is granted as bytes arrive), so no lock is needed.
+    recv_outstanding: AtomicU32,
     /// Bytes held in stream buffers, for statistics.
     buffered: AtomicUsize,
     /// Frames of `Out::Reply` in the writer's queue.
@@ -117,15 +118,6 @@ struct Table {
     goaway: Option<Status>,
 }
 
-/// Connection-level receive books. Connection credit is granted as bytes arrive and are handed
-/// to a stream: stream windows bound what each stream holds, so an unread stream never stalls
-/// the others (the sum of stream windows bounds the connection).
-#[derive(Debug, Default)]
-struct RecvFlow {
-    /// Bytes received and not yet granted back.
-    outstanding: u32,
-}
-
 impl Shared {
     pub(crate) fn new(
         role: Role,
@@ -148,7 +140,7 @@ impl Shared {
                 closed: None,
                 goaway: None,
             }),
-            recv_flow: Mutex::new(RecvFlow::default()),
+            recv_outstanding: AtomicU32::new(0),
             buffered: AtomicUsize::new(0),
             queued_replies: AtomicUsize::new(0),
             bytes_received: AtomicU64::new(0),
@@ -335,20 +327,8 @@ impl Shared {
             self.peer.stream_window.min(MAX_CREDIT),
         ));
         match stream.push(data, end_stream) {
-            Err(InboundError::AfterEnd) => {
-                return Err(format!("DATA on stream {id} after its END_STREAM"));
-            }
             Ok(pushed) => self.pushed(id, pushed),
-            Err(InboundError::FlowControl { len, available }) => {
-                return Err(format!(
-                    "OPEN for stream {id} carries {len} bytes, over the window of {available}"
-                ));
-            }
-            Err(InboundError::TooLarge { len: msg, max }) => {
-                return refuse(Status::resource_exhausted(format!(
-                    "a message of {msg} bytes exceeds the limit of {max}"
-                )));
-            }
+            Err(err) => return refuse(err.judge(id)?),
         }
         table.streams.insert(id, stream.clone());
         self.running.fetch_add(1, Ordering::AcqRel);
@@ -485,14 +465,19 @@ impl Shared {
 
     /// Refuses a message (prefix included) larger than the peer accepts, before sending any of it.
     pub(crate) fn check_size(&self, msg: Bytes) -> Result<Bytes, Status> {
-        let body = msg.len() - PREFIX_LEN;
-        if body > self.peer.max_message_size as usize {
+        self.check_len(msg.len() - PREFIX_LEN)?;
+        Ok(msg)
+    }
+
+    /// Refuses a message body of `len` bytes if the peer does not accept it.
+    pub(crate) fn check_len(&self, len: usize) -> Result<(), Status> {
+        if len > self.peer.max_message_size as usize {
             return Err(Status::resource_exhausted(format!(
-                "a message of {body} bytes exceeds the peer's limit of {}",
+                "a message of {len} bytes exceeds the peer's limit of {}",
                 self.peer.max_message_size
             )));
         }
-        Ok(msg)
+        Ok(())
     }
 
     /// Sends one encoded message (prefix included) on `stream`, in as many DATA frames as the
@@ -640,23 +625,28 @@ impl Shared {
     }
 
     /// Counts `len` bytes arriving against the connection window, and grants them back in
-    /// batches of a quarter window: they now belong to a stream, whose own window bounds them.
+    /// batches of a quarter window: they now belong to a stream, whose own window bounds them
+    /// (so an unread stream never stalls the others). Called by the reader only.
     fn arrive(&self, len: u32) -> Result<(), String> {
         if len == 0 {
             return Ok(());
         }
-        let mut flow = self.recv_flow.lock().unwrap_or_else(|e| e.into_inner());
-        let available = self.config.connection_window - flow.outstanding;
+        let outstanding = self.recv_outstanding.load(Ordering::Relaxed);
+        let available = self.config.connection_window - outstanding;
         if len > available {
             return Err(format!(
                 "the peer sent {len} bytes past the connection window ({available} left)"
             ));
         }
-        flow.outstanding += len;
-        if flow.outstanding >= self.config.connection_window / 4 {
-            let increment = std::mem::take(&mut flow.outstanding);
-            drop(flow);
-            self.push(Frame::Credit { id: 0, increment });
+        if outstanding + len >= self.config.connection_window / 4 {
+            self.recv_outstanding.store(0, Ordering::Relaxed);
+            self.push(Frame::Credit {
+                id: 0,
+                increment: outstanding + len,
+            });
+        } else {
+            self.recv_outstanding
+                .store(outstanding + len, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -709,20 +699,7 @@ impl Shared {
                 if let Some(stream) = self.lookup(id)? {
                     match stream.push(data, end_stream && is_server) {
                         Ok(pushed) => self.pushed(id, pushed),
-                        Err(InboundError::FlowControl { len, available }) => {
-                            return Err(format!(
-                                "stream {id} sent {len} bytes, over its window of {available}"
-                            ));
-                        }
-                        Err(InboundError::AfterEnd) => {
-                            return Err(format!("DATA on stream {id} after its END_STREAM"));
-                        }
-                        Err(InboundError::TooLarge { len, max }) => self.fail_stream(
-                            &stream,
-                            Status::resource_exhausted(format!(
-                                "a message of {len} bytes exceeds the limit of {max}"
-                            )),
-                        ),
+                        Err(err) => self.fail_stream(&stream, err.judge(id)?),
                     }
                 }
                 Ok(())
@@ -737,9 +714,7 @@ impl Shared {
                 };
                 self.table().streams.remove(&id);
                 match stream.push(data, false) {
-                    Err(InboundError::AfterEnd) => {
-                        return Err(format!("DATA on stream {id} after its END_STREAM"));
-                    }
+                    // Closed: nothing to grant any more.
                     Ok(pushed) => self.pushed(
                         id,
                         Pushed {
@@ -747,15 +722,8 @@ impl Shared {
                             ..pushed
                         },
                     ),
-                    Err(InboundError::FlowControl { len, available }) => {
-                        return Err(format!(
-                            "stream {id} sent {len} bytes, over its window of {available}"
-                        ));
-                    }
-                    Err(InboundError::TooLarge { len, max }) => {
-                        self.unbuffer(stream.fail(Status::resource_exhausted(format!(
-                            "a message of {len} bytes exceeds the limit of {max}"
-                        ))));
+                    Err(err) => {
+                        self.unbuffer(stream.fail(err.judge(id)?));
                         return Ok(());
                     }
                 }

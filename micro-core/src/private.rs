@@ -9,13 +9,12 @@ use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::args::EncodeArgs;
 use crate::client::{
     BidiStreamingCall, ClientStreamingCall, DuplexCall, Request, ServerStreamingCall, UnaryCall,
 };
 use crate::{Client, Status};
 
-pub use crate::args::{DecodeArgs, EncodeArgs as EncodeArguments};
+pub use crate::args::{DecodeArgs, EncodeArgs};
 pub use crate::server::{
     Replies, ServerCall, ok_items, serve_bidirectional, serve_client_streaming,
     serve_server_streaming, serve_unary, unknown_method,

@@ -81,12 +81,9 @@ impl Shared {
     ) -> Result<(), Status> {
         let start = batch.len();
         let len = message::encode_into(batch, &item?)?;
-        if len > self.peer.max_message_size as usize {
+        if let Err(too_large) = self.check_len(len) {
             batch.truncate(start);
-            return Err(Status::resource_exhausted(format!(
-                "a message of {len} bytes exceeds the peer's limit of {}",
-                self.peer.max_message_size
-            )));
+            return Err(too_large);
         }
         Ok(())
     }

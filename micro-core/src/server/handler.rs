@@ -49,13 +49,6 @@ pub struct Replies {
 }
 
 impl Replies {
-    fn new(call: ServerCall) -> Replies {
-        Replies {
-            conn: call.conn,
-            stream: call.stream,
-        }
-    }
-
     /// Sends every item of a handler's result; an `Err` result or item ends the call with it.
     pub async fn send<S, T, E, E2>(self, result: Result<S, E>) -> Result<Option<Bytes>, Status>
     where
@@ -98,7 +91,7 @@ where
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
-        let reply = f(call.context.clone(), args).await.map_err(Into::into)?;
+        let reply = f(call.context, args).await.map_err(Into::into)?;
         Ok(Some(message::encode(&reply)?))
     })
 }
@@ -116,8 +109,12 @@ where
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
-        let context = call.context.clone();
-        f(context, args, Replies::new(call)).await
+        let ServerCall {
+            conn,
+            stream,
+            context,
+        } = call;
+        f(context, args, Replies { conn, stream }).await
     })
 }
 
@@ -137,8 +134,12 @@ where
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
-        let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
-        let reply = f(call.context.clone(), args, requests)
+        let ServerCall {
+            conn,
+            stream,
+            context,
+        } = call;
+        let reply = f(context, args, RequestStream::new(conn, stream))
             .await
             .map_err(Into::into)?;
         Ok(Some(message::encode(&reply)?))
@@ -159,9 +160,13 @@ where
 {
     Box::pin(async move {
         let args = recv_args::<A>(&call, names).await?;
-        let requests = RequestStream::new(call.conn.clone(), call.stream.clone());
-        let context = call.context.clone();
-        f(context, args, requests, Replies::new(call)).await
+        let ServerCall {
+            conn,
+            stream,
+            context,
+        } = call;
+        let requests = RequestStream::new(conn.clone(), stream.clone());
+        f(context, args, requests, Replies { conn, stream }).await
     })
 }
 

@@ -24,6 +24,22 @@ pub(crate) enum InboundError {
     AfterEnd,
 }
 
+impl InboundError {
+    /// What the error means for stream `id`: `Ok(status)` fails that stream only (the
+    /// connection lives on), `Err(reason)` is a protocol error that ends the connection.
+    pub(crate) fn judge(self, id: u32) -> Result<crate::Status, String> {
+        match self {
+            InboundError::FlowControl { len, available } => Err(format!(
+                "stream {id} sent {len} bytes, over its window of {available}"
+            )),
+            InboundError::AfterEnd => Err(format!("DATA on stream {id} after its END_STREAM")),
+            InboundError::TooLarge { len, max } => Ok(crate::Status::resource_exhausted(format!(
+                "a message of {len} bytes exceeds the limit of {max}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Queued {
     body: Bytes,
