@@ -110,6 +110,28 @@ async fn server(
     addr
 }
 
+/// A hand-written server for one connection: `behave` gets the accepted socket.
+async fn fake_server<F, Fut>(behave: F) -> std::net::SocketAddr
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (io, _) = listener.accept().await.unwrap();
+        behave(io).await;
+    });
+    addr
+}
+
+/// Reads a client's preface and answers with one of `version`.
+async fn answer_preface(io: &mut TcpStream, version: u16) {
+    let mut theirs = [0; 24];
+    io.read_exact(&mut theirs).await.unwrap();
+    io.write_all(&preface(version)).await.unwrap();
+}
+
 async fn handshaken(addr: std::net::SocketAddr) -> TcpStream {
     let mut io = TcpStream::connect(addr).await.unwrap();
     io.write_all(&preface(1)).await.unwrap();
@@ -137,14 +159,7 @@ async fn a_client_of_another_version_learns_the_servers_and_is_closed() {
 
 #[tokio::test]
 async fn a_server_of_another_version_is_a_clear_client_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut io, _) = listener.accept().await.unwrap();
-        let mut theirs = [0; 24];
-        io.read_exact(&mut theirs).await.unwrap();
-        io.write_all(&preface(2)).await.unwrap();
-    });
+    let addr = fake_server(|mut io| async move { answer_preface(&mut io, 2).await }).await;
     let err = Client::connect(addr).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(
@@ -155,14 +170,12 @@ async fn a_server_of_another_version_is_a_clear_client_error() {
 
 #[tokio::test]
 async fn a_peer_that_does_not_speak_micro_is_named_as_such() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut io, _) = listener.accept().await.unwrap();
+    let addr = fake_server(|mut io| async move {
         io.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
             .await
             .unwrap();
-    });
+    })
+    .await;
     let err = Client::connect(addr).await.unwrap_err();
     assert!(err.message().contains("does not speak micro"), "{err}");
 }
@@ -281,16 +294,12 @@ async fn a_destructor_that_panics_when_the_deadline_drops_the_handler_still_gets
 async fn a_client_notices_a_server_that_went_silent() {
     // A server that completes the handshake, then never sends another byte (as if the machine
     // vanished): the call must not wait for ever.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut io, _) = listener.accept().await.unwrap();
-        let mut theirs = [0; 24];
-        io.read_exact(&mut theirs).await.unwrap();
-        io.write_all(&preface(1)).await.unwrap();
+    let addr = fake_server(|mut io| async move {
+        answer_preface(&mut io, 1).await;
         let mut sink = vec![0; 4096];
         while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
-    });
+    })
+    .await;
     let client = Client::builder()
         .keepalive(Some(Duration::from_millis(50)))
         .keepalive_timeout(Duration::from_millis(100))
