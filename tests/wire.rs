@@ -445,3 +445,44 @@ async fn pings_between_real_calls_are_fine() {
         assert_eq!(code, Code::Ok);
     }
 }
+
+#[tokio::test]
+async fn a_client_defends_itself_against_a_misbehaving_server() {
+    // A reply over the client's message limit fails that call with ResourceExhausted...
+    let addr = fake_server(|mut io| async move {
+        answer_preface(&mut io, 1).await;
+        let _open = read_frame(&mut io).await;
+        let mut close = vec![0, 0, 0, 0, 0, 0, 0, 0, 0]; // code Ok, no message, no details
+        close.extend_from_slice(&2003u32.to_be_bytes());
+        close.extend_from_slice(&[0xda, 0x07, 0xd0]); // str16 of 2000 bytes
+        close.extend_from_slice(&[b'x'; 2000]);
+        io.write_all(&frame(1, 3, 0, &close)).await.unwrap();
+        let mut sink = vec![0; 4096];
+        while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    let client = Client::builder()
+        .max_message_size(1024)
+        .connect(addr)
+        .await
+        .unwrap();
+    let err = common::LabClient::new(client)
+        .echo("hi".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+
+    // ...and a frame only clients may send is a protocol error that ends the connection.
+    let addr = fake_server(|mut io| async move {
+        answer_preface(&mut io, 1).await;
+        let _open = read_frame(&mut io).await;
+        io.write_all(&frame(1, 4, 0, &[1])).await.unwrap(); // CANCEL, from a server
+        let mut sink = vec![0; 4096];
+        while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    let client = common::LabClient::new(Client::connect(addr).await.unwrap());
+    let err = client.echo("hi".into()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("protocol error"), "{err}");
+}
