@@ -15,6 +15,9 @@ pub(crate) struct Config {
     pub(crate) max_metadata_size: u32,
     /// Calls the server runs at once on one connection.
     pub(crate) max_concurrent_streams: u32,
+    /// Running calls a client may cancel beyond those it lets finish, and per second
+    /// (`None`: twice `max_concurrent_streams`).
+    pub(crate) cancel_budget: Option<u32>,
     /// Bytes a peer may send on one stream before this side grants more.
     pub(crate) stream_window: u32,
     /// Bytes a peer may send on all streams together before this side grants more.
@@ -34,6 +37,7 @@ impl Default for Config {
             max_message_size: 4 << 20,
             max_metadata_size: 16 << 10,
             max_concurrent_streams: 1024,
+            cancel_budget: None,
             stream_window: 1 << 20,
             connection_window: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -44,6 +48,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The cancel budget in effect: set, or twice the concurrency limit, so that a client may
+    /// cancel every call it can have running, twice over, before it has to finish any.
+    pub(crate) fn cancel_budget(&self) -> u32 {
+        self.cancel_budget
+            .unwrap_or_else(|| self.max_concurrent_streams.saturating_mul(2))
+            .max(1)
+    }
+
     /// Checks settings that would make a connection unusable.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_frame_size < 1024 {

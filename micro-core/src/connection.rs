@@ -4,6 +4,7 @@
 //! waits on any one of them; the [writer](writer) drains a queue of outgoing frames, batching
 //! whatever is queued into one write. Calls talk to both through [`Shared`].
 
+mod budget;
 mod keepalive;
 pub(crate) mod reader;
 mod send_stream;
@@ -19,7 +20,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,6 +34,7 @@ use crate::message::PREFIX_LEN;
 use crate::server::Router;
 use crate::stream::{MAX_CREDIT, Pushed, Stream};
 use crate::{Code, Metadata, Status};
+use budget::CancelBudget;
 
 /// Highest stream id a client may use (ids are 31-bit so they never look negative to peers that
 /// store them signed).
@@ -116,6 +118,8 @@ struct Table {
     closed: Option<Status>,
     /// What the peer said in its GOAWAY, if it sent one.
     goaway: Option<Status>,
+    /// Server: what the client may still cancel.
+    cancels: CancelBudget,
 }
 
 impl Shared {
@@ -126,6 +130,7 @@ impl Shared {
         peer_addr: Option<SocketAddr>,
     ) -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
         let (out, rx) = mpsc::unbounded_channel();
+        let cancels = CancelBudget::new(config.cancel_budget(), Instant::now());
         let shared = Shared {
             send_window: Semaphore::new(peer.connection_window.min(MAX_CREDIT) as usize),
             config,
@@ -139,6 +144,7 @@ impl Shared {
                 going_away: false,
                 closed: None,
                 goaway: None,
+                cancels,
             }),
             recv_outstanding: AtomicU32::new(0),
             buffered: AtomicUsize::new(0),
@@ -390,7 +396,15 @@ impl Shared {
                 }
             }
         };
-        if self.table().streams.remove(&stream.id).is_some() {
+        let finished = {
+            let mut table = self.table();
+            let finished = table.streams.remove(&stream.id).is_some();
+            if finished {
+                table.cancels.refund();
+            }
+            finished
+        };
+        if finished {
             self.push(Frame::Close {
                 id: stream.id,
                 status: self.fit_status(status),
@@ -740,8 +754,20 @@ impl Shared {
                     return Err("the server sent CANCEL; servers end calls with CLOSE".into());
                 }
                 if let Some(stream) = self.lookup(id)? {
-                    self.table().streams.remove(&id);
+                    let within_budget = {
+                        let mut table = self.table();
+                        table.streams.remove(&id);
+                        table.cancels.spend(Instant::now())
+                    };
                     self.abort_call(&stream, Status::new(code, "the client cancelled the call"));
+                    if !within_budget {
+                        self.abuse(&format!(
+                            "the client cancelled more than {} running calls beyond those it let \
+                             finish (the cancel budget); calls cancelled faster than they finish \
+                             look like a rapid-reset attack",
+                            self.config.cancel_budget()
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -856,14 +882,25 @@ impl Shared {
     /// close.
     pub(crate) fn protocol_error(&self, reason: &str) {
         tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: protocol error");
+        self.disconnect(Code::InvalidArgument, reason, "protocol error");
+    }
+
+    /// Ends the connection with a peer that keeps within the protocol but exceeds a budget
+    /// meant to stop abuse: GOAWAY with `ResourceExhausted` and the reason, then close.
+    fn abuse(&self, reason: &str) {
+        tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: abuse");
+        self.disconnect(Code::ResourceExhausted, reason, "budget exceeded");
+    }
+
+    fn disconnect(&self, code: Code, reason: &str, what: &str) {
         let last_stream_id = self.table().last_id;
         self.push(Frame::GoAway {
             last_stream_id,
-            code: Code::InvalidArgument,
+            code,
             reason: reason.to_string(),
         });
         self.push_shutdown();
-        self.close(&Status::unavailable(format!("protocol error: {reason}")));
+        self.close(&Status::unavailable(format!("{what}: {reason}")));
     }
 }
 
@@ -1114,5 +1151,59 @@ mod tests {
         }
         let err = result.unwrap_err();
         assert!(err.contains("answers wait"), "{err}");
+    }
+
+    /// Opens call `id` and, when `cancel`, cancels it as a client would; otherwise finishes it.
+    async fn run_call(conn: &Arc<Shared>, id: u32, cancel: bool) {
+        let Accepted::Call(stream) = conn.accept(id, msg(b"\xc0"), false).unwrap() else {
+            panic!("call {id} refused")
+        };
+        if cancel {
+            conn.on_frame(Frame::Cancel {
+                id,
+                code: Code::Cancelled,
+            })
+            .unwrap();
+        } else {
+            conn.finish(&stream, Status::new(Code::Ok, ""), None).await;
+        }
+        conn.handler_finished();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_cancels_every_call_it_opens_is_disconnected() {
+        let (conn, mut rx) = server();
+        let budget = conn.config.cancel_budget();
+        let mut id = 1;
+        while conn.closed_status().is_none() && id < 100_000 {
+            run_call(&conn, id, true).await;
+            id += 1;
+        }
+        let cancelled = id - 1;
+        assert!(
+            (budget..100_000).contains(&cancelled),
+            "{cancelled} cancels, budget {budget}"
+        );
+        let mut goaway = None;
+        while let Ok(out) = rx.try_recv() {
+            if let Out::Frame(Frame::GoAway { code, reason, .. }) = out {
+                goaway = Some((code, reason));
+            }
+        }
+        let (code, reason) = goaway.expect("GOAWAY");
+        assert_eq!(code, Code::ResourceExhausted);
+        assert!(reason.contains("cancel budget"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_cancels_half_its_calls_is_not() {
+        let (conn, _rx) = server();
+        // Ten budgets' worth of cancels, each paid for by a call that finished.
+        let calls = conn.config.cancel_budget() * 20;
+        for id in 1..=calls {
+            run_call(&conn, id, id % 2 == 0).await;
+        }
+        assert!(conn.closed_status().is_none());
+        assert_eq!(conn.stats().open_streams, 0);
     }
 }

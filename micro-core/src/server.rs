@@ -114,6 +114,16 @@ impl ServerBuilder {
         self
     }
 
+    /// How many running calls a client may cancel beyond those it lets finish (default twice
+    /// [`max_concurrent_streams`](Self::max_concurrent_streams)). Every call the server
+    /// finishes gives one back, and the budget refills at `calls` per second. A client that
+    /// exhausts it, such as one that opens and cancels calls in a loop (the HTTP/2 "rapid
+    /// reset" attack), is sent GOAWAY with `ResourceExhausted` and disconnected.
+    pub fn cancel_budget(mut self, calls: u32) -> Self {
+        self.config.cancel_budget = Some(calls);
+        self
+    }
+
     /// Bytes a client may send on one stream before the handler reads them (default 1 MiB).
     pub fn stream_window(mut self, bytes: u32) -> Self {
         self.config.stream_window = bytes;
