@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -51,8 +51,9 @@ pub(crate) enum Out {
     Shutdown,
 }
 
-/// How many answers to a peer's input may wait in the writer's queue. A peer that reads
-/// nothing while it keeps asking breaks the protocol's expectations and is disconnected.
+/// How many answers to a peer's input may wait to be written. The reader stops reading (TCP
+/// pushes back on the peer) while half of them wait, so only a burst within one frame could
+/// reach the limit; past it the peer is disconnected.
 pub(crate) const MAX_QUEUED_REPLIES: usize = 1024;
 
 /// Frames in a row that carry nothing (PINGs; empty DATA from a client) a peer may send before
@@ -94,12 +95,16 @@ pub(crate) struct Shared {
     recv_outstanding: AtomicU32,
     /// Bytes held in stream buffers, for statistics.
     buffered: AtomicUsize,
-    /// Frames of `Out::Reply` in the writer's queue.
+    /// Frames of `Out::Reply` queued and not yet written to the socket.
     pub(crate) queued_replies: AtomicUsize,
+    /// Woken when the writer has written answers.
+    pub(crate) answers_written: Notify,
     /// Bytes received so far: the keepalive task's sign of life.
     pub(crate) bytes_received: AtomicU64,
     /// Frames in a row that carried nothing (only the reader touches it).
     empty_frames: AtomicU32,
+    /// Set once this side sent GOAWAY because of what the peer did.
+    disconnected_peer: AtomicBool,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -149,8 +154,10 @@ impl Shared {
             recv_outstanding: AtomicU32::new(0),
             buffered: AtomicUsize::new(0),
             queued_replies: AtomicUsize::new(0),
+            answers_written: Notify::new(),
             bytes_received: AtomicU64::new(0),
             empty_frames: AtomicU32::new(0),
+            disconnected_peer: AtomicBool::new(false),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -878,6 +885,11 @@ impl Shared {
         self.closed.cancel();
     }
 
+    /// Whether this side ended the connection because of what the peer sent.
+    pub(crate) fn disconnected_peer(&self) -> bool {
+        self.disconnected_peer.load(Ordering::Acquire)
+    }
+
     /// Ends the connection after a protocol violation by the peer: GOAWAY with the reason, then
     /// close.
     pub(crate) fn protocol_error(&self, reason: &str) {
@@ -893,6 +905,7 @@ impl Shared {
     }
 
     fn disconnect(&self, code: Code, reason: &str, what: &str) {
+        self.disconnected_peer.store(true, Ordering::Release);
         let last_stream_id = self.table().last_id;
         self.push(Frame::GoAway {
             last_stream_id,

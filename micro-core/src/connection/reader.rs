@@ -7,10 +7,14 @@ use std::io;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::io::AsyncRead;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::codec::FramedRead;
 
-use super::Shared;
+use std::sync::atomic::Ordering;
+
+use super::{MAX_QUEUED_REPLIES, Shared};
 use crate::Status;
 use crate::frame::{Frame, FrameCodec, FrameError};
 
@@ -27,6 +31,11 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
     let mut frames = FramedRead::with_capacity(read, codec, READ_BUFFER);
     let max_metadata = conn.config.max_metadata_size as usize;
     loop {
+        if conn.queued_replies.load(Ordering::Acquire) >= MAX_QUEUED_REPLIES / 2
+            && !answers_read(&conn).await
+        {
+            return;
+        }
         let next = tokio::select! {
             biased;
             _ = conn.closed.cancelled() => return,
@@ -36,6 +45,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
             Some(Ok(raw)) => raw,
             Some(Err(err)) if err.kind() == io::ErrorKind::InvalidData => {
                 conn.protocol_error(&err.to_string());
+                linger(frames.into_inner().inner).await;
                 return;
             }
             Some(Err(err)) => {
@@ -47,6 +57,10 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
                 return;
             }
         };
+        // Frames already in the buffer are decoded without touching the socket, which would
+        // let one connection's backlog hold a worker thread: count each against the task's
+        // cooperative budget so other connections get their turn.
+        tokio::task::consume_budget().await;
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
             Err(FrameError::Protocol(reason)) => Err(reason),
@@ -58,9 +72,66 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
         };
         if let Err(reason) = result {
             conn.protocol_error(&reason);
+            linger(frames.into_inner().inner).await;
+            return;
+        }
+        if conn.disconnected_peer() {
+            // The frame exhausted a budget: the same last words as a protocol error.
+            linger(frames.into_inner().inner).await;
             return;
         }
     }
+}
+
+/// Waits while half of [`MAX_QUEUED_REPLIES`] answers to the peer's own input wait to be
+/// written: the peer asks faster than it reads. Not reading meanwhile lets TCP slow the peer
+/// down instead of the queue growing. `false` if the connection ended, or the peer read none
+/// of them for a keepalive timeout: it does not read at all.
+async fn answers_read(conn: &Shared) -> bool {
+    let deadline = tokio::time::Instant::now() + conn.config.keepalive_timeout;
+    loop {
+        let written = conn.answers_written.notified();
+        let mut written = std::pin::pin!(written);
+        written.as_mut().enable();
+        if conn.queued_replies.load(Ordering::Acquire) < MAX_QUEUED_REPLIES / 2 {
+            return true;
+        }
+        tokio::select! {
+            _ = written => {}
+            _ = conn.closed.cancelled() => return false,
+            _ = tokio::time::sleep_until(deadline) => {
+                conn.protocol_error(&format!(
+                    "the peer keeps asking and read none of {} answers in {:?}",
+                    MAX_QUEUED_REPLIES / 2,
+                    conn.config.keepalive_timeout
+                ));
+                return false;
+            }
+        }
+    }
+}
+
+/// How long, and for how many bytes, a connection closed for the peer's misbehaviour keeps
+/// reading after its GOAWAY.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 4 << 20;
+
+/// Reads and discards what the peer still sends while the GOAWAY is written, until it closes
+/// or the bounds run out. Closing a socket with unread bytes makes TCP reset the connection,
+/// and a reset can destroy the GOAWAY before the peer reads it: the peer would see a bare
+/// "connection reset" instead of the reason.
+async fn linger<R: AsyncRead + Unpin>(mut read: R) {
+    let mut buf = [0; 4096];
+    let mut discarded = 0;
+    let _ = tokio::time::timeout(LINGER, async {
+        while discarded < LINGER_BYTES {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Counts the bytes read, for keepalive: a peer slowly delivering one large frame is alive.

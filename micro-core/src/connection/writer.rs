@@ -74,6 +74,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 conn.close(&Status::unavailable(format!("connection lost: {err}")));
                 return;
             }
+            let answered = std::mem::take(&mut batch.replies);
+            if answered > 0 {
+                conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
+                conn.answers_written.notify_waiters();
+            }
         }
         if shutdown {
             let _ = write.shutdown().await;
@@ -121,6 +126,8 @@ struct Batch {
     frozen: usize,
     /// The DATA frame ending `head` that more data of its stream may join.
     open_data: Option<OpenData>,
+    /// Answers (`Out::Reply`) in the batch: they stop counting as waiting once written.
+    replies: usize,
 }
 
 impl Batch {
@@ -167,7 +174,7 @@ impl Batch {
         let frame = match out {
             Out::Frame(frame) => frame,
             Out::Reply(frame) => {
-                conn.queued_replies.fetch_sub(1, Ordering::AcqRel);
+                self.replies += 1;
                 frame
             }
             Out::Shutdown => return true,
