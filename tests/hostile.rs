@@ -262,6 +262,90 @@ async fn a_peer_announcing_tiny_windows_is_served_within_them() {
     assert!(received > 5000, "{received} bytes");
 }
 
+#[tokio::test]
+async fn messagepack_bombs_fail_their_call_and_the_connection_lives() {
+    let server = lab(|b| b).await;
+    let mut peer = Peer::handshaken(server.addr).await;
+    let mut nested = vec![0x91; 100_000]; // [[[[...]]]], 100,000 deep, in 100 KB
+    nested.push(0xc0);
+    let bombs: [(&str, &str, Vec<u8>); 5] = [
+        ("nesting", "Lab.echo", nested),
+        (
+            "array32 of 2^32-1",
+            "Lab.echo",
+            vec![0xdd, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            "str32 of 2^32-1",
+            "Lab.echo",
+            vec![0xdb, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("bin32 of 2^32-1", "Lab.echo_blob", {
+            let mut map = vec![0x81, 0xa4];
+            map.extend(b"data");
+            map.extend([0xc6, 0xff, 0xff, 0xff, 0xff]);
+            map
+        }),
+        (
+            "map32 of 2^32-1 as two arguments",
+            "Lab.add",
+            vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+        ),
+    ];
+    let mut id = 1;
+    for (what, method, args) in bombs {
+        let (code, message) = peer.call(id, method, 0, &args).await.close_status();
+        assert_eq!(code, Code::InvalidArgument, "{what}: {message}");
+        id += 2;
+    }
+    // And in a request stream: the call fails, the connection goes on.
+    peer.open(id, "Lab.total", 0, b"\xc0", false).await;
+    let mut nested = vec![0x91; 100_000];
+    nested.push(0x01);
+    peer.data(id, &[&nested], true).await;
+    let (code, message) = peer.close_of(id).await.close_status();
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    let reply = peer
+        .call(id + 2, "Lab.add", 0, b"\x82\xa1a\x01\xa1b\x02")
+        .await;
+    assert_eq!(reply.close_status().0, Code::Ok);
+    assert_eq!(reply.close_data(), messages(&[b"\x03"]));
+}
+
+#[tokio::test]
+async fn oversized_metadata_fails_its_call_and_the_connection_lives() {
+    let server = lab(|b| b.max_metadata_size(1024)).await;
+    let mut peer = Peer::handshaken(server.addr).await;
+    let value = "v".repeat(2000);
+    let open = peer::open_payload_with_metadata("Lab.echo", 0, &[("k", &value)], &[b"\xa1a"]);
+    peer.frame(1, OPEN, 1, &open).await;
+    let (code, message) = peer.close_of(1).await.close_status();
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    let open = peer::open_payload_with_metadata("Lab.header", 0, &[("k", "small")], &[b"\xa1k"]);
+    peer.frame(3, OPEN, 1, &open).await;
+    let reply = peer.close_of(3).await;
+    assert_eq!(reply.close_status().0, Code::Ok);
+    assert_eq!(reply.close_data(), messages(&[b"\xa5small"]));
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_call_is_detected_by_keepalive_and_its_calls_cancelled() {
+    // A half-open connection: the peer stops answering (no FIN, no reset) with a call running.
+    let server = lab(|b| {
+        b.keepalive(Some(Duration::from_millis(50)))
+            .keepalive_timeout(Duration::from_millis(100))
+    })
+    .await;
+    let mut peer = Peer::handshaken(server.addr).await;
+    peer.open(1, "Lab.hold", 0, b"\xc0", true).await;
+    server.probe.wait_started(1).await;
+    // Never answer the PING: within interval + timeout the server gives the connection up and
+    // drops the handler.
+    peer.closed().await;
+    server.probe.wait_dropped(1).await;
+    settles(&server.stats, 0).await;
+}
+
 /// Latency percentiles in µs: (p50, p99).
 fn percentiles(mut samples: Vec<Duration>) -> (u128, u128) {
     if samples.is_empty() {
