@@ -5,6 +5,8 @@
 mod common;
 mod peer;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use micro::{Client, Code};
@@ -356,14 +358,15 @@ fn percentiles(mut samples: Vec<Duration>) -> (u128, u128) {
     (at(0.50), at(0.99))
 }
 
-/// Unary calls from a well-behaved client for as long as `busy` says; their latencies.
+/// Unary calls from a well-behaved client until `done`, and at least `at_least` of them;
+/// their latencies.
 async fn legitimate_calls(
     client: &common::LabClient,
-    busy: impl Fn() -> bool,
+    done: &AtomicBool,
     at_least: usize,
 ) -> Vec<Duration> {
     let mut latencies = Vec::new();
-    while busy() || latencies.len() < at_least {
+    while !done.load(Ordering::Acquire) || latencies.len() < at_least {
         let start = Instant::now();
         assert_eq!(client.add(2, 3).await.unwrap(), 5);
         latencies.push(start.elapsed());
@@ -383,6 +386,58 @@ async fn settles(stats: &micro::ServerStats, connections: usize) {
     panic!("the server never settled: {:?}", stats.snapshot());
 }
 
+/// Runs `attack` against `server` while a well-behaved client calls it on its own connection,
+/// and prints one line of figures: the client's latency before and during the attack, the
+/// process's memory, the most handlers the server ran at once. Returns the attack's result.
+async fn under_attack<T: Send + 'static>(
+    what: &str,
+    server: &peer::LabAt,
+    attack: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let legit = common::LabClient::new(Client::connect(server.addr).await.unwrap());
+    let never = AtomicBool::new(true);
+    let quiet = percentiles(legitimate_calls(&legit, &never, 2000).await);
+    let rss_before = rss();
+    let done = Arc::new(AtomicBool::new(false));
+    let most_running = Arc::new(AtomicUsize::new(0));
+    let sampler = tokio::spawn({
+        let (stats, most) = (server.stats.clone(), most_running.clone());
+        async move {
+            loop {
+                let running = stats.snapshot().totals.running_handlers;
+                most.fetch_max(running, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let attack = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let result = attack.await;
+            done.store(true, Ordering::Release);
+            result
+        }
+    });
+    let during = legitimate_calls(&legit, &done, 1).await;
+    let result = attack.await.unwrap();
+    let elapsed = started.elapsed();
+    sampler.abort();
+    let rss_after = rss();
+    let (p50, p99) = percentiles(during.clone());
+    eprintln!(
+        "FIGURES | {what} | {elapsed:.2?} | quiet p50/p99 {}/{} µs | during ({} calls) \
+         p50/p99 {p50}/{p99} µs | RSS {} -> {} KiB | most handlers running {}",
+        quiet.0,
+        quiet.1,
+        during.len(),
+        rss_before.map_or(0, |b| b >> 10),
+        rss_after.map_or(0, |b| b >> 10),
+        most_running.load(Ordering::Relaxed),
+    );
+    result
+}
+
 /// The frames of `count` open-then-cancel pairs of `Lab.hold`, from stream `first` on.
 fn open_and_cancel(first: u32, count: u32) -> Vec<u8> {
     let open = open_payload("Lab.hold", 0, &[b"\xc0"]);
@@ -394,106 +449,63 @@ fn open_and_cancel(first: u32, count: u32) -> Vec<u8> {
     bytes
 }
 
-/// Runs the rapid-reset attack (`attempts` open-then-cancel pairs on one connection) against a
-/// server while a well-behaved client calls it on another connection. Returns the pairs the
-/// attacker managed to send, the GOAWAY it got (if any), and prints the figures.
-async fn rapid_reset(
-    server: &peer::LabAt,
-    attempts: u32,
-    limit: usize,
-) -> (u32, Option<(Code, String)>) {
-    let legit = common::LabClient::new(Client::connect(server.addr).await.unwrap());
-    let quiet = percentiles(legitimate_calls(&legit, || false, 2000).await);
-    let rss_before = rss();
+/// What a rapid-reset attacker saw.
+#[derive(Debug)]
+struct RapidReset {
+    /// Open+cancel pairs it wrote before it learned it was cut off.
+    sent: u32,
+    /// The server's GOAWAY, if any, and how many OPENs the server had read by then.
+    goaway: Option<(Code, String, u32)>,
+}
 
-    let attacker = Peer::handshaken(server.addr).await;
+/// The rapid-reset attack: `attempts` open-then-cancel pairs on one connection, written as
+/// fast as the socket takes them, while reading (and dropping) whatever the server answers.
+/// After its loop it makes one real call, to show whether its connection is still up.
+async fn rapid_reset(addr: std::net::SocketAddr, attempts: u32) -> RapidReset {
+    use tokio::io::AsyncWriteExt;
+    let attacker = Peer::handshaken(addr).await;
     let (read, mut write) = attacker.io.into_split();
     let last = 2 * attempts + 1;
-    let cut_off = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let told = cut_off.clone();
-    // The attacker reads everything (refusals), so only the cancel budget can stop it. After
-    // its loop it makes one real call to show whether its connection is still up.
-    let reader = tokio::spawn(async move {
-        let mut peer = Peer::new(tokio::io::join(read, tokio::io::sink()));
-        let mut seen = std::collections::HashMap::new();
-        while let Some(next) = peer.recv().await {
-            *seen.entry(next.kind).or_insert(0) += 1;
-            if next.kind == peer::GOAWAY {
-                told.store(true, std::sync::atomic::Ordering::Release);
-                let last_opened = u32::from_be_bytes(next.payload[..4].try_into().unwrap());
-                peer.closed().await;
-                return Some((next.goaway(), last_opened));
+    let cut_off = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let cut_off = cut_off.clone();
+        async move {
+            let mut peer = Peer::new(tokio::io::join(read, tokio::io::sink()));
+            while let Some(next) = peer.recv().await {
+                if next.kind == peer::GOAWAY {
+                    cut_off.store(true, Ordering::Release);
+                    let last_opened = u32::from_be_bytes(next.payload[..4].try_into().unwrap());
+                    peer.closed().await;
+                    let (code, reason) = next.goaway();
+                    return Some((code, reason, last_opened.div_ceil(2)));
+                }
+                if next.stream == last {
+                    assert_eq!(next.close_status().0, Code::Ok);
+                    return None;
+                }
             }
-            if next.stream == last {
-                assert_eq!(next.close_status().0, Code::Ok);
-                return None;
-            }
+            panic!("closed without GOAWAY");
         }
-        panic!("closed without GOAWAY after {seen:?}");
     });
-    let pairs_sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = pairs_sent.clone();
-    let attack = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let mut sent = 0;
-        // A real attacker would go on writing; this one stops when it is told, to count.
-        while sent < attempts && !cut_off.load(std::sync::atomic::Ordering::Acquire) {
-            let batch = 512.min(attempts - sent);
-            if write
-                .write_all(&open_and_cancel(2 * sent + 1, batch))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent += batch;
-            counter.store(sent, std::sync::atomic::Ordering::Release);
+    let mut sent = 0;
+    // A real attacker would go on writing; this one stops when it is told, to count.
+    while sent < attempts && !cut_off.load(Ordering::Acquire) {
+        let batch = 512.min(attempts - sent);
+        if write
+            .write_all(&open_and_cancel(2 * sent + 1, batch))
+            .await
+            .is_err()
+        {
+            break;
         }
+        sent += batch;
+    }
+    if sent == attempts {
         let echo = frame(last, OPEN, 1, &open_payload("Lab.echo", 0, &[b"\xa1x"]));
         let _ = write.write_all(&echo).await;
-        let _ = tokio::time::timeout(peer::HANG, std::future::pending::<()>()).await;
-    });
-
-    let stats = server.stats.clone();
-    let most_running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let sampler = {
-        let most = most_running.clone();
-        tokio::spawn(async move {
-            loop {
-                let running = stats.snapshot().totals.running_handlers;
-                most.fetch_max(running, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-        })
-    };
-    let during = legitimate_calls(&legit, || !reader.is_finished(), 1).await;
-    let (goaway, opens_read) = match reader.await.unwrap() {
-        Some((goaway, last_opened)) => (Some(goaway), last_opened.div_ceil(2)),
-        None => (None, attempts + 1),
-    };
-    attack.abort();
-    let sent = pairs_sent.load(std::sync::atomic::Ordering::Acquire);
-    sampler.abort();
-    let rss_after = rss();
-    let most = most_running.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        most <= limit + 1,
-        "{most} handlers ran at once; the limit is {limit}"
-    );
-    let (p50, p99) = percentiles(during.clone());
-    eprintln!(
-        "rapid reset: {sent} of {attempts} open+cancel pairs sent; outcome {goaway:?}; \
-         most handlers running {most}; legitimate client quiet p50/p99 {}/{} µs, \
-         during the attack {} calls p50/p99 {p50}/{p99} µs; RSS {:?} -> {:?} KiB; \
-         the server read {} opens",
-        quiet.0,
-        quiet.1,
-        during.len(),
-        rss_before.map(|b| b >> 10),
-        rss_after.map(|b| b >> 10),
-        opens_read,
-    );
-    (sent, goaway)
+    }
+    let goaway = reader.await.unwrap();
+    RapidReset { sent, goaway }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,24 +513,118 @@ async fn rapid_reset_is_cut_off_by_the_cancel_budget() {
     let _one_at_a_time = HEAVY.lock().await;
     let attempts = size("MICRO_RAPID_RESET", 1_000_000) as u32;
     let server = lab(|b| b).await;
-    let (sent, goaway) = rapid_reset(&server, attempts, 1024).await;
-    let (code, reason) = goaway.expect("the attacker was not disconnected");
+    let attack = rapid_reset(server.addr, attempts);
+    let seen = under_attack("rapid reset, cancel budget on", &server, attack).await;
+    eprintln!("FIGURES | rapid reset, cancel budget on | {seen:?}");
+    let (code, reason, opens_read) = seen.goaway.expect("the attacker was not disconnected");
     assert_eq!(code, Code::ResourceExhausted);
     assert!(reason.contains("cancel budget"), "{reason}");
-    assert!(sent < attempts, "all {sent} pairs went through");
+    assert!(seen.sent < attempts && opens_read < attempts);
     settles(&server.stats, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rapid_reset_without_a_budget_stays_bounded() {
-    let _one_at_a_time = HEAVY.lock().await;
+async fn rapid_reset_without_a_budget_stays_within_the_concurrency_limit() {
     // With the budget off, the concurrency limit alone bounds the damage: handlers that were
     // cancelled count until they are dropped, and memory stays flat.
+    let _one_at_a_time = HEAVY.lock().await;
     let attempts = size("MICRO_RAPID_RESET_UNLIMITED", 20_000) as u32;
     let server = lab(|b| b.cancel_budget(u32::MAX)).await;
-    let (sent, goaway) = rapid_reset(&server, attempts, 1024).await;
-    assert_eq!(goaway, None, "the attacker's connection still works");
-    assert_eq!(sent, attempts);
+    let attack = rapid_reset(server.addr, attempts);
+    let seen = under_attack("rapid reset, cancel budget off", &server, attack).await;
+    assert!(seen.goaway.is_none(), "{seen:?}");
+    assert_eq!(seen.sent, attempts);
+    settles(&server.stats, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_from_a_peer_that_never_reads_is_cut_off() {
+    let _one_at_a_time = HEAVY.lock().await;
+    let server = lab(|b| b.keepalive_timeout(Duration::from_millis(500))).await;
+    let addr = server.addr;
+    let attack = async move {
+        let mut peer = Peer::handshaken(addr).await;
+        let batch = frame(0, PING, 0, &[0; 8]).repeat(10_000);
+        let mut batches = 0;
+        while peer.try_send(&batch).await {
+            batches += 1;
+            assert!(batches < 1000, "never cut off");
+        }
+        batches
+    };
+    let batches = under_attack("PING flood, never reading", &server, attack).await;
+    eprintln!("FIGURES | PING flood, never reading | {batches} batches of 10,000 written");
+    settles(&server.stats, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_empty_data_is_cut_off() {
+    let _one_at_a_time = HEAVY.lock().await;
+    let server = lab(|b| b).await;
+    let addr = server.addr;
+    let attack = async move {
+        let mut peer = Peer::handshaken(addr).await;
+        peer.open(1, "Lab.total", 0, b"\xc0", false).await;
+        let batch = frame(1, DATA, 0, &[]).repeat(1_000);
+        let (read, mut write) = peer.io.into_split();
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while write.write_all(&batch).await.is_ok() {}
+        });
+        let goaway = Peer::new(tokio::io::join(read, tokio::io::sink()))
+            .goaway()
+            .await;
+        writer.abort();
+        goaway
+    };
+    let (code, reason) = under_attack("empty DATA flood", &server, attack).await;
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(reason.contains("carry nothing"), "{reason}");
+    settles(&server.stats, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_garbage_connections_in_a_row_change_nothing() {
+    let _one_at_a_time = HEAVY.lock().await;
+    let n = size("MICRO_GARBAGE_CONNECTIONS", 1000);
+    let server = lab(|b| b).await;
+    let addr = server.addr;
+    let attack = async move {
+        for i in 0..n {
+            let mut peer = Peer::connect(addr).await;
+            if i % 2 == 0 {
+                // Not micro at all: the server answers its preface and closes.
+                peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+                let _ = peer.read_preface().await;
+            } else {
+                // A good handshake, then a frame of another protocol: GOAWAY.
+                peer.handshake(Settings::default()).await;
+                peer.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                    .await;
+                assert_eq!(peer.goaway().await.0, Code::InvalidArgument);
+            }
+        }
+    };
+    under_attack("1,000 garbage connections", &server, attack).await;
+    settles(&server.stats, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_bombs_on_one_connection_fail_their_calls_only() {
+    let _one_at_a_time = HEAVY.lock().await;
+    let n = size("MICRO_BOMBS", 1000) as u32;
+    let server = lab(|b| b).await;
+    let addr = server.addr;
+    let attack = async move {
+        let mut peer = Peer::handshaken(addr).await;
+        let mut bomb = vec![0x91; 100_000];
+        bomb.push(0xc0);
+        for i in 0..n {
+            let close = peer.call(2 * i + 1, "Lab.echo", 0, &bomb).await;
+            assert_eq!(close.close_status().0, Code::InvalidArgument);
+        }
+    };
+    under_attack("1,000 nesting bombs (100 KB each)", &server, attack).await;
     settles(&server.stats, 0).await;
 }
 
@@ -572,54 +678,66 @@ async fn a_thousand_stalled_connections_hold_little_memory_and_silent_ones_time_
     let _one_at_a_time = HEAVY.lock().await;
     let n = size("MICRO_STALLED_CONNECTIONS", 1000);
     let server = lab(|b| b.handshake_timeout(Duration::from_secs(1))).await;
-    let before = rss();
+    let addr = server.addr;
+    let stats = server.stats.clone();
     // Each declares a frame just under the 1 MiB cap, sends its header and a few bytes, and
     // stalls: the server must not reserve the declared length.
-    let mut stalled = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut peer = Peer::handshaken(server.addr).await;
-        let mut start = ((1u32 << 20) + 5).to_be_bytes().to_vec();
-        start.extend(1u32.to_be_bytes());
-        start.extend([DATA, 0]);
-        start.extend([0xAB; 100]);
-        peer.send(&start).await;
-        stalled.push(peer);
-    }
-    // Let every server reader take its bytes in.
-    for _ in 0..1000 {
-        if server.stats.snapshot().connections == n {
-            break;
+    let attack = async move {
+        let before = rss();
+        let mut stalled = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut peer = Peer::handshaken(addr).await;
+            let mut start = ((1u32 << 20) + 5).to_be_bytes().to_vec();
+            start.extend(1u32.to_be_bytes());
+            start.extend([DATA, 0]);
+            start.extend([0xAB; 100]);
+            peer.send(&start).await;
+            stalled.push(peer);
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = rss();
-    assert_eq!(server.stats.snapshot().connections, n);
-    if let (Some(before), Some(after)) = (before, after) {
-        let per_connection = after.saturating_sub(before) / n;
+        // Let every server reader take its bytes in.
+        for _ in 0..1000 {
+            if stats.snapshot().connections == n + 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(stats.snapshot().connections, n + 1);
+        let per_connection = match (before, rss()) {
+            (Some(before), Some(after)) => after.saturating_sub(before) / n,
+            _ => 0,
+        };
         eprintln!(
-            "{n} stalled connections: RSS {} -> {} KiB, {per_connection} bytes per connection \
-             (both ends, in one process)",
-            before >> 10,
-            after >> 10
+            "FIGURES | {n} stalled connections | {per_connection} bytes of RSS per connection \
+             (both ends, in one process)"
         );
         assert!(
             per_connection < 64 << 10,
             "{per_connection} bytes per stalled connection"
         );
-    }
+        stalled
+    };
+    let stalled = under_attack("1,000 connections stalled mid-frame", &server, attack).await;
 
     // Connections that never send their preface are closed after the handshake timeout.
-    let mut silent = Vec::with_capacity(n);
-    for _ in 0..n {
-        silent.push(Peer::connect(server.addr).await);
-    }
-    for peer in &mut silent {
-        assert_eq!(peer.recv().await, None, "a silent connection was kept");
-    }
+    let attack = async move {
+        let mut silent = Vec::with_capacity(n);
+        for _ in 0..n {
+            silent.push(Peer::connect(addr).await);
+        }
+        for peer in &mut silent {
+            assert_eq!(peer.recv().await, None, "a silent connection was kept");
+        }
+    };
+    under_attack(
+        "1,000 connections silent before the handshake",
+        &server,
+        attack,
+    )
+    .await;
     // The stalled ones are still served: they completed their handshake and keepalive sees
     // their bytes. Once they go, nothing is left.
-    assert_eq!(server.stats.snapshot().connections, n);
+    settles(&server.stats, n).await;
     drop(stalled);
     settles(&server.stats, 0).await;
 }
