@@ -68,6 +68,21 @@ impl Decoder for FrameCodec {
         src.reserve(missing.min(RESERVE_AHEAD.max(src.len())));
         Ok(None)
     }
+
+    /// At the end of the stream, a frame begun and not finished is a torn connection, even when
+    /// only its length prefix arrived (which `decode` has already taken out of the buffer, so
+    /// tokio-util's default would see an empty buffer and report a clean end). Found by the
+    /// `frame_decoder` fuzz target.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<Bytes>> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() && self.pending.is_none() => Ok(None),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection ended in the middle of a frame",
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +104,21 @@ mod tests {
             &[9, 8, 7, 6, 5, 4, 3][..]
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_frame_is_torn_even_right_after_its_prefix() {
+        for torn in [&[0, 0, 0, 7][..], &[0, 0, 0, 7, 1, 2][..], &[0, 0][..]] {
+            let mut codec = FrameCodec::new(100);
+            let mut buf = BytesMut::from(torn);
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+            let err = codec.decode_eof(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{torn:?}");
+        }
+        let mut codec = FrameCodec::new(100);
+        let mut buf = BytesMut::from(&[0, 0, 0, 6, 1, 2, 3, 4, 5, 6][..]);
+        assert!(codec.decode_eof(&mut buf).unwrap().is_some());
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None, "a clean end");
     }
 
     #[test]
