@@ -17,6 +17,9 @@ mod config;
 mod connection;
 mod context;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod message;
 mod metadata;
