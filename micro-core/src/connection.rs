@@ -577,11 +577,16 @@ impl Shared {
         loop {
             let available = self.send_window.available_permits().min(want as usize) as u32;
             if available > 0 {
-                if let Ok(permit) = self.send_window.try_acquire_many(available) {
-                    permit.forget();
-                    return Ok(available);
+                match self.send_window.try_acquire_many(available) {
+                    Ok(permit) => {
+                        permit.forget();
+                        return Ok(available);
+                    }
+                    // Closed with permits left: `available_permits` keeps counting them.
+                    Err(tokio::sync::TryAcquireError::Closed) => return Err(closed()),
+                    // Another sender took them first.
+                    Err(tokio::sync::TryAcquireError::NoPermits) => continue,
                 }
-                continue;
             }
             if self.send_window.is_closed() {
                 return Err(closed());
@@ -1218,5 +1223,27 @@ mod tests {
         }
         assert!(conn.closed_status().is_none());
         assert_eq!(conn.stats().open_streams, 0);
+    }
+
+    #[test]
+    fn taking_credit_on_a_closed_connection_fails_at_once() {
+        // close() closes the connection window with permits left; a sender that was about to
+        // take some must fail, not spin on the permits a closed semaphore still reports.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (conn, _rx) = server();
+                conn.close(&Status::unavailable("gone"));
+                let taken = conn.take_connection_credit(100).await;
+                done.send(taken.map_err(|status| status.code())).unwrap();
+            });
+        });
+        let taken = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("take_connection_credit spun on a closed connection");
+        assert_eq!(taken, Err(Code::Unavailable));
     }
 }

@@ -374,6 +374,10 @@ async fn serve_connection<IO>(
             // Every call has ended: say the last frames, then close.
             conn.push_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
+            // The client may still be reading those frames, and granting credit for the
+            // replies among them. Closing now would fail its writes (or reset TCP) and make it
+            // drop what it has not read yet: read on, ignoring it all, until it closes.
+            let _ = tokio::time::timeout(DRAIN_LINGER, &mut reader).await;
             conn.close(&Status::unavailable("the server shut down"));
             break;
         }
@@ -391,6 +395,9 @@ async fn serve_connection<IO>(
         }
     }
 }
+
+/// How long a drained connection keeps reading, after its last frame, for the client to close.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// Closes a connection when dropped.
 struct CloseOnDrop(Arc<Shared>);
