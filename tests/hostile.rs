@@ -538,6 +538,29 @@ async fn rapid_reset_without_a_budget_stays_within_the_concurrency_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_core_alone_for_comparison() {
+    // Not an attack: one thread spinning for half a second. What the client's latency does
+    // when it merely shares the two cores, to read the attacks' figures against.
+    let _one_at_a_time = HEAVY.lock().await;
+    let server = lab(|b| b).await;
+    let spins = under_attack("control: one core spinning, no attack", &server, async {
+        tokio::task::spawn_blocking(|| {
+            let start = Instant::now();
+            let mut spins = 0u64;
+            while start.elapsed() < Duration::from_millis(500) {
+                spins = std::hint::black_box(spins + 1);
+            }
+            spins
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(spins > 0);
+    settles(&server.stats, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_peer_that_never_reads_is_cut_off() {
     let _one_at_a_time = HEAVY.lock().await;
     let server = lab(|b| b.keepalive_timeout(Duration::from_millis(500))).await;
