@@ -11,7 +11,7 @@ mod send_stream;
 pub(crate) mod writer;
 
 pub(crate) use keepalive::keepalive;
-pub(crate) use send_stream::SendStreamError;
+pub(crate) use send_stream::{SendStreamError, send_stream};
 
 use std::collections::HashMap;
 use std::future::poll_fn;

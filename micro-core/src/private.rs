@@ -4,15 +4,14 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::Bytes;
 use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::Client;
 use crate::client::{
     BidiStreamingCall, ClientStreamingCall, DuplexCall, Request, ServerStreamingCall, UnaryCall,
 };
-use crate::{Client, Status};
 
 pub use crate::args::{DecodeArgs, EncodeArgs};
 pub use crate::server::{
@@ -21,9 +20,9 @@ pub use crate::server::{
 };
 pub use tokio::net::ToSocketAddrs;
 
-/// A handler's future: the final reply message (unary) or none (streams), or the call's error.
-pub type HandlerFuture =
-    Pin<Box<dyn Future<Output = Result<Option<Bytes>, Status>> + Send + 'static>>;
+/// A call's task: its handler, run under the call's deadline, cancellation and panics, then its
+/// final status sent. Generated code builds it through the `serve_*` functions.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Builds a unary call.
 pub fn call_unary<A: EncodeArgs, R: DeserializeOwned>(

@@ -20,20 +20,51 @@ pub(crate) struct Stream {
 #[derive(Debug)]
 struct State {
     inbound: Inbound,
-    /// How the peer's side ended: `Ok` after its last message, `Err` if the call failed.
-    // Boxed: set once, when the call ends, and kept small in every open stream.
-    recv_end: Option<Result<(), Box<Status>>>,
-    /// Client side: a frame came from the server, so the call was accepted or answered.
-    started: bool,
     recv_waker: Option<Waker>,
+    send_waker: Option<Waker>,
+    task_waker: Option<Waker>,
+    /// The statuses the call ended with. Boxed: set when the call ends, and kept small in every
+    /// open stream.
+    ends: Option<Box<Ends>>,
     /// Bytes the peer allows this side to send.
     send_credit: u32,
-    send_waker: Option<Waker>,
+    /// The peer's side ended after its last message (unless `ends.recv` says it failed).
+    recv_done: bool,
+    /// Client side: a frame came from the server, so the call was accepted or answered.
+    started: bool,
+}
+
+/// How a call ended, side by side.
+#[derive(Debug, Default)]
+struct Ends {
+    /// The peer's side failed: the call's status for the reader.
+    recv: Option<Status>,
     /// Why this side can no longer send.
-    send_end: Option<Box<Status>>,
+    send: Option<Status>,
     /// Server side: why the handler must stop (cancel, disconnect, bad input).
-    abort: Option<Box<Status>>,
-    task_waker: Option<Waker>,
+    abort: Option<Status>,
+}
+
+impl State {
+    /// How the peer's side ended: `Ok` after its last message, `Err` if the call failed.
+    fn recv_end(&self) -> Option<Result<(), &Status>> {
+        match self.ends.as_ref().and_then(|ends| ends.recv.as_ref()) {
+            Some(status) => Some(Err(status)),
+            None => self.recv_done.then_some(Ok(())),
+        }
+    }
+
+    fn send_end(&self) -> Option<&Status> {
+        self.ends.as_ref().and_then(|ends| ends.send.as_ref())
+    }
+
+    fn abort(&self) -> Option<&Status> {
+        self.ends.as_ref().and_then(|ends| ends.abort.as_ref())
+    }
+
+    fn ends(&mut self) -> &mut Ends {
+        self.ends.get_or_insert_with(Box::default)
+    }
 }
 
 /// The most credit a stream may hold (the window field is a signed 31-bit quantity).
@@ -64,14 +95,13 @@ impl Stream {
             id,
             state: Mutex::new(State {
                 inbound: Inbound::new(recv_window, max_message),
-                recv_end: None,
-                started: false,
                 recv_waker: None,
-                send_credit,
                 send_waker: None,
-                send_end: None,
-                abort: None,
                 task_waker: None,
+                ends: None,
+                send_credit,
+                recv_done: false,
+                started: false,
             }),
         }
     }
@@ -86,7 +116,7 @@ impl Stream {
     pub(crate) fn push(&self, data: Bytes, end: bool) -> Result<Pushed, InboundError> {
         let mut s = self.lock();
         s.started = true;
-        match s.recv_end {
+        match s.recv_end() {
             // The peer said it was done: more is a protocol error.
             Some(Ok(())) => return Err(InboundError::AfterEnd),
             // The call already ended on this side (e.g. failed); the bytes are dropped unread.
@@ -104,13 +134,13 @@ impl Stream {
         // or a message larger than the window would never complete.
         let grant = if end { None } else { s.inbound.take_grant() };
         if end {
-            s.recv_end = Some(if s.inbound.mid_message() {
-                Err(Box::new(Status::invalid_argument(
+            if s.inbound.mid_message() {
+                s.ends().recv = Some(Status::invalid_argument(
                     "the stream ended in the middle of a message",
-                )))
+                ));
             } else {
-                Ok(())
-            });
+                s.recv_done = true;
+            }
         }
         wake(&mut s.recv_waker);
         Ok(Pushed { stored, grant })
@@ -120,22 +150,26 @@ impl Stream {
     pub(crate) fn end_recv(&self, result: Result<(), Status>) {
         let mut s = self.lock();
         s.started = true;
-        if s.recv_end.is_none() {
-            s.recv_end = Some(match result {
-                Ok(()) if s.inbound.mid_message() => Err(Box::new(Status::internal(
-                    "the server ended the call in the middle of a message",
-                ))),
-                result => result.map_err(Box::new),
-            });
+        if s.recv_end().is_none() {
+            match result {
+                Ok(()) if s.inbound.mid_message() => {
+                    s.ends().recv = Some(Status::internal(
+                        "the server ended the call in the middle of a message",
+                    ));
+                }
+                Ok(()) => s.recv_done = true,
+                Err(status) => s.ends().recv = Some(status),
+            }
         }
-        if s.send_end.is_none() {
+        if s.send_end().is_none() {
             // Sending on is pointless: say how the call ended.
-            s.send_end = Some(match &s.recv_end {
+            let status = match s.recv_end() {
                 Some(Err(status)) => status.clone(),
-                _ => Box::new(Status::failed_precondition(
+                _ => Status::failed_precondition(
                     "the server has ended the call and takes no more requests",
-                )),
-            });
+                ),
+            };
+            s.ends().send = Some(status);
         }
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);
@@ -147,14 +181,15 @@ impl Stream {
         let mut s = self.lock();
         let dropped = s.inbound.discard();
         s.started = true;
-        if !matches!(s.recv_end, Some(Err(_))) {
-            s.recv_end = Some(Err(Box::new(status.clone())));
+        let ends = s.ends();
+        if ends.recv.is_none() {
+            ends.recv = Some(status.clone());
         }
-        if s.send_end.is_none() {
-            s.send_end = Some(Box::new(status.clone()));
+        if ends.send.is_none() {
+            ends.send = Some(status.clone());
         }
-        if s.abort.is_none() {
-            s.abort = Some(Box::new(status));
+        if ends.abort.is_none() {
+            ends.abort = Some(status);
         }
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);
@@ -167,8 +202,8 @@ impl Stream {
     /// Returns the bytes dropped.
     pub(crate) fn discard(&self) -> u32 {
         let mut s = self.lock();
-        if s.recv_end.is_none() {
-            s.recv_end = Some(Err(Box::new(Status::cancelled("the call has ended"))));
+        if s.recv_end().is_none() {
+            s.ends().recv = Some(Status::cancelled("the call has ended"));
         }
         s.inbound.discard()
     }
@@ -181,7 +216,7 @@ impl Stream {
 
     /// Why the handler was stopped, if it was (server side).
     pub(crate) fn abort_status(&self) -> Option<Status> {
-        self.lock().abort.as_deref().cloned()
+        self.lock().abort().cloned()
     }
 
     /// The next message, the end of the peer's side (`None`), or why the call failed.
@@ -191,7 +226,7 @@ impl Stream {
         // failure discards them, so they are only ever the peer's).
         if let Some((body, _)) = s.inbound.pop() {
             let taken = (crate::message::PREFIX_LEN + body.len()) as u32;
-            let grant = if s.recv_end.is_none() {
+            let grant = if s.recv_end().is_none() {
                 s.inbound.take_grant()
             } else {
                 None
@@ -202,8 +237,8 @@ impl Stream {
                 grant,
             };
         }
-        let poll = match &s.recv_end {
-            Some(Err(status)) => Poll::Ready(Some(Err(Status::clone(status)))),
+        let poll = match s.recv_end() {
+            Some(Err(status)) => Poll::Ready(Some(Err(status.clone()))),
             Some(Ok(())) => Poll::Ready(None),
             None => Poll::Pending,
         };
@@ -241,15 +276,15 @@ impl Stream {
 
     /// Whether the peer's side has ended (successfully or not).
     pub(crate) fn recv_ended(&self) -> bool {
-        self.lock().recv_end.is_some()
+        self.lock().recv_end().is_some()
     }
 
     /// The call's failure, if it failed before delivering any message (client side: lets
     /// `.await` on a streaming call return the server's error instead of a stream).
     pub(crate) fn early_error(&self) -> Option<Status> {
         let s = self.lock();
-        match &s.recv_end {
-            Some(Err(status)) if !s.inbound.has_message() => Some(Status::clone(status)),
+        match s.recv_end() {
+            Some(Err(status)) if !s.inbound.has_message() => Some(status.clone()),
             _ => None,
         }
     }
@@ -261,8 +296,8 @@ impl Stream {
         want: u32,
     ) -> Poll<Result<u32, Status>> {
         let mut s = self.lock();
-        if let Some(status) = &s.send_end {
-            return Poll::Ready(Err(Status::clone(status)));
+        if let Some(status) = s.send_end() {
+            return Poll::Ready(Err(status.clone()));
         }
         if s.send_credit == 0 {
             set_waker(&mut s.send_waker, cx);
@@ -276,7 +311,7 @@ impl Stream {
     /// Takes exactly `want` bytes of credit if they are there now.
     pub(crate) fn try_credit(&self, want: u32) -> bool {
         let mut s = self.lock();
-        if s.send_end.is_none() && s.send_credit >= want {
+        if s.send_end().is_none() && s.send_credit >= want {
             s.send_credit -= want;
             true
         } else {
@@ -306,8 +341,8 @@ impl Stream {
     /// Why the handler must stop, if it must (server side). Registers the task to be woken.
     pub(crate) fn poll_abort(&self, cx: &mut TaskContext<'_>) -> Poll<Status> {
         let mut s = self.lock();
-        match &s.abort {
-            Some(status) => Poll::Ready(Status::clone(status)),
+        match s.abort() {
+            Some(status) => Poll::Ready(status.clone()),
             None => {
                 set_waker(&mut s.task_waker, cx);
                 Poll::Pending

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::{Client, Duplex, DuplexSender, ResponseStream};
 use crate::args::EncodeArgs;
-use crate::connection::{Connection, SendStreamError};
+use crate::connection::{Connection, SendStreamError, send_stream};
 use crate::stream::Stream as CallStream;
 use crate::{Metadata, Status, message};
 
@@ -72,6 +72,10 @@ impl Request {
     async fn start(self, deadline: Option<Instant>, end_stream: bool) -> Result<Call, Status> {
         let args = self.args?;
         let conn = self.client.connection().await?;
+        // Opening counts against the task's cooperative budget: a task that opens calls in a
+        // loop yields now and then, so the writer sends the OPEN frames instead of a queue
+        // holding every one of them (memory the queue does not give back).
+        tokio::task::consume_budget().await;
         // What is left of the deadline travels with the call.
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let (stream, rest) = conn.open(
@@ -198,10 +202,10 @@ pub(crate) enum PumpEnd {
 /// Sends every item of `items` on the call's stream, then half-closes.
 pub(crate) async fn pump<I: Serialize>(
     conn: &Connection,
-    stream: &CallStream,
+    stream: &Arc<CallStream>,
     items: impl Stream<Item = I>,
 ) -> PumpEnd {
-    match conn.send_stream(stream, items.map(Ok)).await {
+    match send_stream(conn.clone(), stream.clone(), items.map(Ok)).await {
         Ok(()) => {
             conn.close_send(stream);
             PumpEnd::Done

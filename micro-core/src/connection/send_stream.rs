@@ -1,13 +1,19 @@
 //! Sending a whole stream of messages: every item that is ready goes into one payload, so a
 //! fast producer costs one credit check, one queue push and one frame per batch, not per item.
 
-use std::pin::pin;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
 
 use bytes::BytesMut;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::Stream;
+use pin_project_lite::pin_project;
 use serde::Serialize;
 
 use super::Shared;
+use crate::frame::Frame;
 use crate::stream::Stream as CallStream;
 use crate::{Status, message};
 
@@ -26,53 +32,131 @@ pub(crate) enum SendStreamError {
     Ended(Status),
 }
 
-impl Shared {
-    /// Sends every item of `items` on `stream`, in order.
-    pub(crate) async fn send_stream<T, S>(
-        &self,
-        stream: &CallStream,
+/// A batch waiting for credit, and what to do once it is sent: `Ok(true)` when the stream
+/// ended, `Ok(false)` to go on, `Err` to stop.
+type Sending = Pin<Box<dyn Future<Output = Result<bool, SendStreamError>> + Send>>;
+
+pin_project! {
+    /// The future of [`send_stream`].
+    ///
+    /// It lives as long as a streaming call (in every idle one), so it keeps only the
+    /// connection, the stream, the items and, while a batch waits for credit, a box holding
+    /// that send.
+    #[must_use = "futures do nothing unless polled"]
+    pub(crate) struct SendStream<C, S> {
+        conn: C,
+        stream: Arc<CallStream>,
+        sending: Option<Sending>,
+        #[pin]
         items: S,
-    ) -> Result<(), SendStreamError>
-    where
-        T: Serialize,
-        S: Stream<Item = Result<T, Status>>,
-    {
-        let mut items = pin!(items);
-        let mut batch = BytesMut::new();
+    }
+}
+
+/// Sends every item of `items` on `stream`, in order.
+///
+/// # Cancel safety
+///
+/// As [`Shared::send_message`]: dropping the future while a batch is partly queued ends the
+/// call.
+pub(crate) fn send_stream<C, S, T>(conn: C, stream: Arc<CallStream>, items: S) -> SendStream<C, S>
+where
+    C: Deref<Target = Shared> + Clone + Send + Sync + 'static,
+    S: Stream<Item = Result<T, Status>>,
+    T: Serialize,
+{
+    SendStream {
+        conn,
+        stream,
+        sending: None,
+        items,
+    }
+}
+
+impl<C, S, T> Future for SendStream<C, S>
+where
+    C: Deref<Target = Shared> + Clone + Send + Sync + 'static,
+    S: Stream<Item = Result<T, Status>>,
+    T: Serialize,
+{
+    type Output = Result<(), SendStreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
         loop {
-            let Some(first) = items.next().await else {
-                return Ok(());
+            if let Some(sending) = this.sending {
+                let ended = ready!(sending.as_mut().poll(cx));
+                *this.sending = None;
+                if ended? {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            // Waiting is for a batch's first item only.
+            let Some(first) = ready!(this.items.as_mut().poll_next(cx)) else {
+                return Poll::Ready(Ok(()));
             };
             // Room for a typical batch up front, instead of doubling from nothing.
-            batch.reserve(BATCH_START);
-            let mut failed = self.encode_item(&mut batch, first).err();
-            let mut ended = false;
-            // Then whatever is ready now, without waiting: waiting is for a batch's first item.
+            let mut batch = BytesMut::with_capacity(BATCH_START);
+            let mut failed = this.conn.encode_item(&mut batch, first).err();
+            let (mut ended, mut waiting) = (false, false);
+            // Then whatever is ready now, without waiting.
             while failed.is_none() && batch.len() < BATCH_BYTES {
-                match items.next().now_or_never() {
-                    Some(Some(item)) => failed = self.encode_item(&mut batch, item).err(),
-                    Some(None) => {
+                match this.items.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        failed = this.conn.encode_item(&mut batch, item).err();
+                    }
+                    Poll::Ready(None) => {
                         ended = true;
                         break;
                     }
-                    None => break,
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
+                    }
                 }
             }
-            if !batch.is_empty() {
-                // A fresh buffer per batch: an idle call must not keep its largest batch alive.
-                self.send_data(stream, std::mem::take(&mut batch).freeze(), false)
+            let after = move || match failed {
+                Some(status) => Err(SendStreamError::Item(status)),
+                None => Ok(ended),
+            };
+            if batch.is_empty() {
+                if after()? {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            // A fresh buffer per batch: an idle call must not keep its largest batch alive.
+            let batch = batch.freeze();
+            let len = batch.len();
+            if len <= this.conn.peer.max_frame_size as usize
+                && this.conn.try_take_credit(this.stream, len as u32)
+            {
+                // The usual case: the credit is there, the batch goes out as one frame now.
+                this.conn.push(Frame::Data {
+                    id: this.stream.id,
+                    end_stream: false,
+                    data: batch,
+                });
+                if after()? {
+                    return Poll::Ready(Ok(()));
+                }
+                if waiting {
+                    // The items' waker is registered already.
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            let (conn, stream) = (this.conn.clone(), this.stream.clone());
+            *this.sending = Some(Box::pin(async move {
+                conn.send_data(&stream, batch, false)
                     .await
                     .map_err(SendStreamError::Ended)?;
-            }
-            if let Some(status) = failed {
-                return Err(SendStreamError::Item(status));
-            }
-            if ended {
-                return Ok(());
-            }
+                after()
+            }));
         }
     }
+}
 
+impl Shared {
     /// Appends one item to the batch, or says why it cannot be sent.
     fn encode_item<T: Serialize>(
         &self,

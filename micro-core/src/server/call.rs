@@ -2,14 +2,15 @@
 //! when the call is cancelled, and sends the final status.
 
 use std::any::Any;
-use std::future::poll_fn;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use futures::FutureExt;
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use crate::connection::Shared;
 use crate::private::HandlerFuture;
@@ -50,49 +51,108 @@ impl Drop for Running {
     }
 }
 
-/// Runs one call's handler to its end and answers the client.
-pub(crate) async fn run(
+/// The whole of one call's task: runs `handler` under the call's deadline, stops it when the
+/// call is cancelled, then answers the client.
+///
+/// The handler is inline, in the same box as this state, and the task holds only that box
+/// (see [`HandlerFuture`]): an idle call costs one allocation for all of it, and a task of the
+/// smallest size. The end of the call runs in a box of its own.
+pub(crate) fn run<F>(
     conn: Arc<Shared>,
     stream: Arc<Stream>,
     deadline: Option<Instant>,
-    handler: HandlerFuture,
-) {
-    let running = Running(conn.clone());
-    let mut handler = Some(AssertUnwindSafe(handler).catch_unwind());
-    // Boxed, so a call without a deadline does not carry a timer in its (long-lived) task.
-    let mut sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-    let outcome = poll_fn(|cx| {
-        if let Poll::Ready(status) = stream.poll_abort(cx) {
-            return Poll::Ready(Outcome::Aborted(status));
-        }
-        if let Some(sleep) = &mut sleep
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Outcome::Deadline);
-        }
-        handler
-            .as_mut()
-            .expect("polled after completion")
-            .poll_unpin(cx)
-            .map(Outcome::Done)
+    handler: F,
+) -> HandlerFuture
+where
+    F: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
+{
+    Box::pin(Run {
+        running: Running(conn),
+        stream,
+        // Boxed, so a call without a deadline does not carry a timer.
+        sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+        end: None,
+        handler: Some(handler),
     })
-    .await;
+}
+
+pin_project! {
+    /// The future of [`run`]. Written out rather than `async`, so the handler is held once (an
+    /// `async` block would keep the value it captured next to the one it pinned).
+    struct Run<F> {
+        running: Running,
+        stream: Arc<Stream>,
+        sleep: Option<Pin<Box<Sleep>>>,
+        // Sending the final status, once the handler is gone.
+        end: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        #[pin]
+        handler: Option<F>,
+    }
+}
+
+impl<F> Future for Run<F>
+where
+    F: Future<Output = Result<Option<Bytes>, Status>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if this.end.is_none() {
+            let outcome = 'outcome: {
+                if let Poll::Ready(status) = this.stream.poll_abort(cx) {
+                    break 'outcome Outcome::Aborted(status);
+                }
+                if let Some(sleep) = this.sleep
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    break 'outcome Outcome::Deadline;
+                }
+                let handler = this.handler.as_mut().as_pin_mut();
+                let handler = handler.expect("polled after completion");
+                // The handler is the user's code: a panic ends the call with `Internal`.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(result)) => Outcome::Done(Ok(result)),
+                    Err(panic) => Outcome::Done(Err(panic)),
+                }
+            };
+            *this.sleep = None;
+            let conn = &this.running.0;
+            let (status, reply) = conclude(conn, this.stream, outcome, || this.handler.set(None));
+            let (conn, stream) = (conn.clone(), this.stream.clone());
+            *this.end = Some(Box::pin(async move {
+                conn.finish(&stream, status, reply).await;
+            }));
+        }
+        let end = this.end.as_mut().expect("set above");
+        end.as_mut().poll(cx)
+    }
+}
+
+/// What to answer for a handler that finished or must stop; `drop_handler` drops it first.
+fn conclude(
+    conn: &Shared,
+    stream: &Stream,
+    outcome: Outcome,
+    drop_handler: impl FnOnce(),
+) -> (Status, Option<Bytes>) {
     if let Outcome::Deadline = outcome {
         // Recorded first, so nothing the dropped handler leaves behind (a message it was
         // sending) relabels the call.
         conn.abort_call(
-            &stream,
+            stream,
             Status::deadline_exceeded("the call's deadline passed on the server"),
         );
     }
     // Cancellation means the handler's future is dropped, before the client hears anything.
     // Its destructors are user code too: a panic there must not skip the answer.
-    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(handler.take())));
+    let dropped = std::panic::catch_unwind(AssertUnwindSafe(drop_handler));
     let outcome = match (outcome, dropped) {
         (Outcome::Done(Ok(_)), Err(panic)) => Outcome::Done(Err(panic)),
         (outcome, _) => outcome,
     };
-    let (status, reply) = match outcome {
+    match outcome {
         Outcome::Done(Ok(Ok(reply))) => (Status::new(Code::Ok, ""), reply),
         Outcome::Done(Ok(Err(status))) => (status, None),
         Outcome::Done(Err(panic)) => {
@@ -110,10 +170,7 @@ pub(crate) async fn run(
         // A cancelled or disconnected call is no longer in the table, so nothing is sent; a
         // call stopped for bad input is, and the client learns why.
         Outcome::Aborted(status) => (status, None),
-    };
-    // Boxed: only a call that ends needs room for the last send, not every idle one.
-    Box::pin(conn.finish(&stream, status, reply)).await;
-    drop(running);
+    }
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::Router;
-use super::call::{self, ServerCall};
+use super::call::ServerCall;
 use crate::connection::{Accepted, Shared};
 use crate::{Context, Metadata, Status};
 
@@ -36,11 +36,11 @@ pub(crate) fn open(
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     let context = Context::new(route.method.full_name, metadata, deadline, conn.peer_addr);
-    let handler = route.service.call(
-        route.index,
-        ServerCall::new(conn.clone(), stream.clone(), context),
-    );
-    tokio::spawn(call::run(conn.clone(), stream, deadline, handler));
+    // The call's whole task, handler included (see `call::run`).
+    let task = route
+        .service
+        .call(route.index, ServerCall::new(conn.clone(), stream, context));
+    tokio::spawn(task);
     Ok(())
 }
 

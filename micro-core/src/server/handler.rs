@@ -4,35 +4,107 @@
 //! result: one reply, or a stream of them. The call task around it handles deadlines,
 //! cancellation and panics.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
 
 use bytes::Bytes;
+use futures::future::{Either, FutureExt, ready};
 use futures::{Stream, StreamExt};
+use pin_project_lite::pin_project;
 use serde::Serialize;
 
 use super::RequestStream;
 use super::call::ServerCall;
 use crate::args::DecodeArgs;
-use std::sync::Arc;
-
-use crate::connection::{SendStreamError, Shared};
+use crate::connection::{SendStreamError, Shared, send_stream};
 use crate::frame::Frame;
 use crate::private::HandlerFuture;
 use crate::stream::Stream as CallStream;
 use crate::{Context, Status, message};
 
-/// Reads and decodes the call's first message: the method's plain arguments.
-async fn recv_args<A: DecodeArgs>(
-    call: &ServerCall,
-    names: &'static [&'static str],
-) -> Result<A, Status> {
-    match poll_fn(|cx| call.conn.poll_recv(&call.stream, cx)).await {
-        Some(Ok(body)) => A::decode_args(names, &body),
-        Some(Err(status)) => Err(status),
-        None => Err(Status::invalid_argument(
-            "the call ended before its arguments arrived",
-        )),
+pin_project! {
+    /// A handler before and after its arguments arrived.
+    ///
+    /// The call and the method are only needed until the arguments arrive; the method's
+    /// future then takes their place, so an idle call keeps one of the two, not both.
+    #[project = ServeProj]
+    #[project_replace = ServeOwned]
+    enum Serve<A, M, Fut> {
+        Args {
+            call: ServerCall,
+            names: &'static [&'static str],
+            start: M,
+            _args: PhantomData<fn() -> A>,
+        },
+        Running {
+            #[pin]
+            method: Fut,
+        },
+        Started,
     }
+}
+
+impl<A, M, Fut> Future for Serve<A, M, Fut>
+where
+    A: DecodeArgs,
+    M: FnOnce(ServerCall, A) -> Fut,
+    Fut: Future<Output = Result<Option<Bytes>, Status>>,
+{
+    type Output = Result<Option<Bytes>, Status>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        loop {
+            let args = match self.as_mut().project() {
+                ServeProj::Running { method } => return method.poll(cx),
+                ServeProj::Started => panic!("the handler was polled after it failed"),
+                // The call's first message: the method's plain arguments.
+                ServeProj::Args { call, names, .. } => {
+                    match ready!(call.conn.poll_recv(&call.stream, cx)) {
+                        Some(Ok(body)) => A::decode_args(names, &body),
+                        Some(Err(status)) => Err(status),
+                        None => Err(Status::invalid_argument(
+                            "the call ended before its arguments arrived",
+                        )),
+                    }
+                }
+            };
+            let ServeOwned::Args { call, start, .. } =
+                self.as_mut().project_replace(Serve::Started)
+            else {
+                unreachable!("the arguments are read once");
+            };
+            let method = start(call, args?);
+            self.set(Serve::Running { method });
+        }
+    }
+}
+
+/// A handler that reads its arguments, then runs `start`'s future.
+fn serve<A, M, Fut>(call: ServerCall, names: &'static [&'static str], start: M) -> HandlerFuture
+where
+    A: DecodeArgs + Send + 'static,
+    M: FnOnce(ServerCall, A) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
+{
+    let (conn, stream, deadline) = (
+        call.conn.clone(),
+        call.stream.clone(),
+        call.context.deadline(),
+    );
+    super::call::run(
+        conn,
+        stream,
+        deadline,
+        Serve::Args {
+            call,
+            names,
+            start,
+            _args: PhantomData,
+        },
+    )
 }
 
 /// Where a streaming handler's replies go.
@@ -50,29 +122,35 @@ pub struct Replies {
 
 impl Replies {
     /// Sends every item of a handler's result; an `Err` result or item ends the call with it.
-    pub async fn send<S, T, E, E2>(self, result: Result<S, E>) -> Result<Option<Bytes>, Status>
+    ///
+    /// Not an `async fn`: the future holds the stream once, not also the argument it came in.
+    pub fn send<S, T, E, E2>(
+        self,
+        result: Result<S, E>,
+    ) -> impl Future<Output = Result<Option<Bytes>, Status>>
     where
         S: Stream<Item = Result<T, E2>>,
         T: Serialize,
         E: Into<Status>,
         E2: Into<Status>,
     {
-        let responses = result.map_err(Into::into)?;
-        let (conn, stream) = (&self.conn, &self.stream);
+        let responses = match result {
+            Ok(responses) => responses,
+            Err(err) => return Either::Left(ready(Err(err.into()))),
+        };
         // The call is accepted: an empty DATA frame lets the client's `.await` return the stream.
-        conn.push(Frame::Data {
-            id: stream.id,
+        self.conn.push(Frame::Data {
+            id: self.stream.id,
             end_stream: false,
             data: Bytes::new(),
         });
         let responses = responses.map(|item| item.map_err(Into::into));
-        match conn.send_stream(stream, responses).await {
-            Ok(()) => {}
-            Err(SendStreamError::Item(status) | SendStreamError::Ended(status)) => {
-                return Err(status);
-            }
-        }
-        Ok(None)
+        Either::Right(
+            send_stream(self.conn, self.stream, responses).map(|sent| match sent {
+                Ok(()) => Ok(None),
+                Err(SendStreamError::Item(status) | SendStreamError::Ended(status)) => Err(status),
+            }),
+        )
     }
 }
 
@@ -89,10 +167,8 @@ where
     F: FnOnce(Context, A) -> Fut + Send + 'static,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
 {
-    Box::pin(async move {
-        let args = recv_args::<A>(&call, names).await?;
-        let reply = f(call.context, args).await.map_err(Into::into)?;
-        Ok(Some(message::encode(&reply)?))
+    serve(call, names, move |call: ServerCall, args| {
+        f(call.context, args).map(|reply| Ok(Some(message::encode(&reply.map_err(Into::into)?)?)))
     })
 }
 
@@ -107,14 +183,13 @@ where
     F: FnOnce(Context, A, Replies) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
 {
-    Box::pin(async move {
-        let args = recv_args::<A>(&call, names).await?;
+    serve(call, names, move |call: ServerCall, args| {
         let ServerCall {
             conn,
             stream,
             context,
         } = call;
-        f(context, args, Replies { conn, stream }).await
+        f(context, args, Replies { conn, stream })
     })
 }
 
@@ -132,17 +207,14 @@ where
     F: FnOnce(Context, A, RequestStream<I>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
 {
-    Box::pin(async move {
-        let args = recv_args::<A>(&call, names).await?;
+    serve(call, names, move |call: ServerCall, args| {
         let ServerCall {
             conn,
             stream,
             context,
         } = call;
-        let reply = f(context, args, RequestStream::new(conn, stream))
-            .await
-            .map_err(Into::into)?;
-        Ok(Some(message::encode(&reply)?))
+        f(context, args, RequestStream::new(conn, stream))
+            .map(|reply| Ok(Some(message::encode(&reply.map_err(Into::into)?)?)))
     })
 }
 
@@ -158,27 +230,23 @@ where
     F: FnOnce(Context, A, RequestStream<I>, Replies) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Option<Bytes>, Status>> + Send + 'static,
 {
-    Box::pin(async move {
-        let args = recv_args::<A>(&call, names).await?;
+    serve(call, names, move |call: ServerCall, args| {
         let ServerCall {
             conn,
             stream,
             context,
         } = call;
         let requests = RequestStream::new(conn.clone(), stream.clone());
-        f(context, args, requests, Replies { conn, stream }).await
+        f(context, args, requests, Replies { conn, stream })
     })
 }
 
 /// A method index the service does not have (the router only routes known names, so this is
 /// a mismatch between a descriptor and its dispatch).
 pub fn unknown_method(call: ServerCall) -> HandlerFuture {
-    Box::pin(async move {
-        Err(Status::unimplemented(format!(
-            "no handler for {}",
-            call.context.method()
-        )))
-    })
+    let status = Status::unimplemented(format!("no handler for {}", call.context.method()));
+    let ServerCall { conn, stream, .. } = call;
+    super::call::run(conn, stream, None, ready(Err(status)))
 }
 
 /// Wraps each item of an infallible stream in `Ok`.

@@ -53,14 +53,20 @@ enum Partial {
     None,
     Prefix {
         bytes: [u8; PREFIX_LEN],
-        have: usize,
+        have: u8,
         owed: u32,
     },
-    Body {
-        buf: BytesMut,
-        expected: usize,
-        owed: u32,
-    },
+    // Boxed: only a message split across frames needs it, and every stream holds a `Partial`.
+    Body(Box<Body>),
+}
+
+/// The body of a message being assembled.
+#[derive(Debug)]
+struct Body {
+    buf: BytesMut,
+    expected: usize,
+    /// Wire bytes of this message not yet released.
+    owed: u32,
 }
 
 /// Queued messages and window accounting of one stream.
@@ -127,7 +133,7 @@ impl Inbound {
                         let n = data.len();
                         self.partial = Partial::Prefix {
                             bytes,
-                            have: n,
+                            have: n as u8,
                             owed: 0,
                         };
                         self.hold(n);
@@ -140,7 +146,7 @@ impl Inbound {
                     if data.len() >= total {
                         let body = data.slice(PREFIX_LEN..total);
                         data.advance(total);
-                        self.queue.push_back(Queued {
+                        self.enqueue(Queued {
                             body,
                             owed: total as u32,
                         });
@@ -149,34 +155,36 @@ impl Inbound {
                         let mut buf = BytesMut::with_capacity((len as usize).min(n.max(16 << 10)));
                         buf.extend_from_slice(&data[PREFIX_LEN..]);
                         data.clear();
-                        self.partial = Partial::Body {
+                        self.partial = Partial::Body(Box::new(Body {
                             buf,
                             expected: len as usize,
                             owed: 0,
-                        };
+                        }));
                         self.hold(n);
                     }
                 }
                 Partial::Prefix { bytes, have, .. } => {
-                    let n = (PREFIX_LEN - *have).min(data.len());
-                    bytes[*have..*have + n].copy_from_slice(&data[..n]);
-                    *have += n;
+                    let had = *have as usize;
+                    let n = (PREFIX_LEN - had).min(data.len());
+                    bytes[had..had + n].copy_from_slice(&data[..n]);
+                    *have += n as u8;
                     data.advance(n);
-                    if *have == PREFIX_LEN {
+                    if had + n == PREFIX_LEN {
                         let len = u32::from_be_bytes(*bytes);
                         let Partial::Prefix { owed, .. } = std::mem::take(&mut self.partial) else {
                             unreachable!()
                         };
-                        self.partial = Partial::Body {
+                        self.partial = Partial::Body(Box::new(Body {
                             buf: BytesMut::new(),
                             expected: len as usize,
                             owed,
-                        };
+                        }));
                         self.check_len(len)?;
                     }
                     self.hold(n);
                 }
-                Partial::Body { buf, expected, .. } => {
+                Partial::Body(body) => {
+                    let Body { buf, expected, .. } = &mut **body;
                     let n = (*expected - buf.len()).min(data.len());
                     if buf.capacity() - buf.len() < n {
                         // Grow with what arrives, not with what the prefix promised.
@@ -200,24 +208,35 @@ impl Inbound {
             self.released += n as u32;
         } else {
             match &mut self.partial {
-                Partial::Prefix { owed, .. } | Partial::Body { owed, .. } => *owed += n as u32,
+                Partial::Prefix { owed, .. } => *owed += n as u32,
+                Partial::Body(body) => body.owed += n as u32,
                 Partial::None => unreachable!("hold without a partial message"),
             }
         }
     }
 
     fn complete_partial(&mut self) {
-        if let Partial::Body { buf, expected, .. } = &self.partial
-            && buf.len() == *expected
+        if let Partial::Body(body) = &self.partial
+            && body.buf.len() == body.expected
         {
-            let Partial::Body { buf, owed, .. } = std::mem::take(&mut self.partial) else {
+            let Partial::Body(body) = std::mem::take(&mut self.partial) else {
                 unreachable!()
             };
-            self.queue.push_back(Queued {
+            let Body { buf, owed, .. } = *body;
+            self.enqueue(Queued {
                 body: buf.freeze(),
                 owed,
             });
         }
+    }
+
+    fn enqueue(&mut self, queued: Queued) {
+        if self.queue.capacity() == 0 {
+            // Room for one message, not the four a first push reserves: most streams hold one
+            // at a time (a call's arguments), and an idle stream keeps this buffer.
+            self.queue.reserve_exact(1);
+        }
+        self.queue.push_back(queued);
     }
 
     fn check_len(&self, len: u32) -> Result<(), InboundError> {
@@ -247,8 +266,13 @@ impl Inbound {
         if !self.queue.is_empty() {
             return 0;
         }
+        // An idle stream keeps no queue buffer: most wait far longer than they hold a message.
+        if self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
         let released = match &mut self.partial {
-            Partial::Prefix { owed, .. } | Partial::Body { owed, .. } => std::mem::take(owed),
+            Partial::Prefix { owed, .. } => std::mem::take(owed),
+            Partial::Body(body) => std::mem::take(&mut body.owed),
             Partial::None => 0,
         };
         self.released += released;
