@@ -623,6 +623,10 @@ impl Shared {
         stream: &Stream,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
+        // Each message taken counts against the task's cooperative budget: a reader that has a
+        // window of messages queued would otherwise keep its thread until it had taken them
+        // all, and every other task there (another call's reply) would wait for it.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         let polled = stream.poll_recv(cx);
         if let Some(increment) = polled.grant {
             self.push(Frame::Credit {
@@ -631,6 +635,9 @@ impl Shared {
             });
         }
         self.unbuffer(polled.taken);
+        if polled.poll.is_ready() {
+            coop.made_progress();
+        }
         polled.poll
     }
 

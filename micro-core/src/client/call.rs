@@ -75,7 +75,7 @@ impl Request {
         // Opening counts against the task's cooperative budget: a task that opens calls in a
         // loop yields now and then, so the writer sends the OPEN frames instead of a queue
         // holding every one of them (memory the queue does not give back).
-        tokio::task::consume_budget().await;
+        tokio::task::coop::consume_budget().await;
         // What is left of the deadline travels with the call.
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let (stream, rest) = conn.open(

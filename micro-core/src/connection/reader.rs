@@ -60,7 +60,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
         // Frames already in the buffer are decoded without touching the socket, which would
         // let one connection's backlog hold a worker thread: count each against the task's
         // cooperative budget so other connections get their turn.
-        tokio::task::consume_budget().await;
+        tokio::task::coop::consume_budget().await;
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
             Err(FrameError::Protocol(reason)) => Err(reason),

@@ -98,8 +98,16 @@ where
             let mut batch = BytesMut::with_capacity(BATCH_START);
             let mut failed = this.conn.encode_item(&mut batch, first).err();
             let (mut ended, mut waiting) = (false, false);
-            // Then whatever is ready now, without waiting.
+            // Then whatever is ready now, without waiting, and while the task's cooperative
+            // budget lasts: a stream that is always ready must not keep its thread from the
+            // other calls on it.
             while failed.is_none() && batch.len() < BATCH_BYTES {
+                let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                    // Out of budget: send what there is; the task is woken to go on.
+                    waiting = true;
+                    break;
+                };
+                coop.made_progress();
                 match this.items.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
                         failed = this.conn.encode_item(&mut batch, item).err();
