@@ -7,6 +7,7 @@ pub(crate) mod w3;
 pub(crate) mod w4;
 pub(crate) mod w5;
 pub(crate) mod w6;
+pub(crate) mod w7;
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::runner::Env;
 /// What a workload is and reports.
 #[derive(Debug)]
 pub(crate) struct Spec {
-    /// `w1` … `w6`: the command-line filter.
+    /// `w1` … `w7`: the command-line filter.
     pub(crate) id: &'static str,
     /// Short name.
     pub(crate) title: &'static str,
@@ -32,13 +33,14 @@ pub(crate) struct Spec {
 }
 
 /// Every workload, in the order they run.
-pub(crate) const ALL: [&Spec; 6] = [
+pub(crate) const ALL: [&Spec; 7] = [
     &w1::SPEC,
     &w2::SPEC,
     &w3::SPEC,
     &w4::SPEC,
     &w5::SPEC,
     &w6::SPEC,
+    &w7::SPEC,
 ];
 
 /// The workloads named in `filters` (`w3`, `W3`…), or all of them when there are none.
@@ -52,7 +54,7 @@ pub(crate) fn select(filters: &[String]) -> Result<Vec<&'static Spec>> {
             ALL.iter()
                 .find(|spec| spec.id.eq_ignore_ascii_case(filter))
                 .copied()
-                .ok_or_else(|| format!("no workload {filter:?} (try w1 … w6)").into())
+                .ok_or_else(|| format!("no workload {filter:?} (try w1 … w7)").into())
         })
         .collect()
 }
@@ -65,7 +67,8 @@ pub(crate) async fn run(spec: &'static Spec, env: &Env) -> Outcome {
         "w3" => w3::run(env).await,
         "w4" => w4::run(env).await,
         "w5" => w5::run(env).await,
-        _ => w6::run().await,
+        "w6" => w6::run().await,
+        _ => w7::run(env).await,
     };
     result.unwrap_or_else(|err| {
         println!("  setup FAILED: {err}");
