@@ -5,6 +5,7 @@
 //! whatever is queued into one write. Calls talk to both through [`Shared`].
 
 mod budget;
+mod id_hash;
 mod keepalive;
 pub(crate) mod reader;
 mod send_stream;
@@ -35,6 +36,7 @@ use crate::server::Router;
 use crate::stream::{MAX_CREDIT, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 use budget::CancelBudget;
+use id_hash::IdHashState;
 
 /// Highest stream id a client may use (ids are 31-bit so they never look negative to peers that
 /// store them signed).
@@ -114,7 +116,7 @@ pub(crate) struct Shared {
 
 #[derive(Debug)]
 struct Table {
-    streams: HashMap<u32, Arc<Stream>>,
+    streams: HashMap<u32, Arc<Stream>, IdHashState>,
     /// Client: the last id it opened. Server: the last id the client opened.
     last_id: u32,
     /// Once set, no new streams: the server sent (or the client received) GOAWAY.
@@ -144,7 +146,7 @@ impl Shared {
             role,
             out,
             table: Mutex::new(Table {
-                streams: HashMap::new(),
+                streams: HashMap::with_hasher(IdHashState::new()),
                 last_id: 0,
                 going_away: false,
                 closed: None,
