@@ -35,11 +35,14 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut write: W,
 ) {
     let mut batch = Batch::default();
+    // One future for the whole loop, not a fresh waiter on the token per batch.
+    let closed = conn.closed.cancelled();
+    let mut closed = std::pin::pin!(closed);
     loop {
         let first = tokio::select! {
             biased;
             first = rx.recv() => first,
-            _ = conn.closed.cancelled() => None,
+            _ = &mut closed => None,
         };
         let mut shutdown = match first {
             None => true,
@@ -67,7 +70,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 tokio::select! {
                     result = io => result,
                     // Closed while the socket was full: nothing more to say.
-                    _ = conn.closed.cancelled() => return,
+                    _ = &mut closed => return,
                 }
             };
             if let Err(err) = written {
