@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -61,6 +61,28 @@ pub(crate) const MAX_QUEUED_REPLIES: usize = 1024;
 /// Frames in a row that carry nothing (PINGs; empty DATA from a client) a peer may send before
 /// it is taken for a flood. Any frame that does work resets the count.
 pub(crate) const MAX_EMPTY_FRAMES: u32 = 10_000;
+
+/// Why a peer's input ends the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Violation {
+    /// It broke the protocol: GOAWAY `InvalidArgument`.
+    Protocol(String),
+    /// It kept to the protocol but exhausted a budget meant to stop abuse: GOAWAY
+    /// `ResourceExhausted`.
+    Abuse(String),
+}
+
+impl From<String> for Violation {
+    fn from(reason: String) -> Violation {
+        Violation::Protocol(reason)
+    }
+}
+
+impl From<&str> for Violation {
+    fn from(reason: &str) -> Violation {
+        Violation::Protocol(reason.to_string())
+    }
+}
 
 /// Which end of the connection this is.
 #[derive(Debug)]
@@ -105,8 +127,6 @@ pub(crate) struct Shared {
     pub(crate) bytes_received: AtomicU64,
     /// Frames in a row that carried nothing (only the reader touches it).
     empty_frames: AtomicU32,
-    /// Set once this side sent GOAWAY because of what the peer did.
-    disconnected_peer: AtomicBool,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
     running: AtomicUsize,
@@ -159,7 +179,6 @@ impl Shared {
             answers_written: Notify::new(),
             bytes_received: AtomicU64::new(0),
             empty_frames: AtomicU32::new(0),
-            disconnected_peer: AtomicBool::new(false),
             closed: CancellationToken::new(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
@@ -707,8 +726,8 @@ impl Shared {
         }
     }
 
-    /// Handles one frame from the peer. `Err` is a protocol error: the connection must end.
-    pub(crate) fn on_frame(self: &Arc<Self>, frame: Frame) -> Result<(), String> {
+    /// Handles one frame from the peer. `Err`: the connection must end, for that reason.
+    pub(crate) fn on_frame(self: &Arc<Self>, frame: Frame) -> Result<(), Violation> {
         self.count_empty(&frame)?;
         match frame {
             Frame::Open {
@@ -719,9 +738,9 @@ impl Shared {
                 metadata,
                 data,
             } => match &self.role {
-                Role::Server(router) => crate::server::dispatch::open(
+                Role::Server(router) => Ok(crate::server::dispatch::open(
                     self, router, id, end_stream, &method, timeout, metadata, data,
-                ),
+                )?),
                 Role::Client => Err("the server sent OPEN; only clients open streams".into()),
             },
             Frame::Data {
@@ -782,12 +801,12 @@ impl Shared {
                     };
                     self.abort_call(&stream, Status::new(code, "the client cancelled the call"));
                     if !within_budget {
-                        self.abuse(&format!(
+                        return Err(Violation::Abuse(format!(
                             "the client cancelled more than {} running calls beyond those it let \
                              finish (the cancel budget); calls cancelled faster than they finish \
                              look like a rapid-reset attack",
                             self.config.cancel_budget()
-                        ));
+                        )));
                     }
                 }
                 Ok(())
@@ -805,14 +824,14 @@ impl Shared {
                 if let Some(stream) = self.lookup(id)?
                     && stream.add_credit(increment).is_err()
                 {
-                    return Err(format!("CREDIT overflows the window of stream {id}"));
+                    return Err(format!("CREDIT overflows the window of stream {id}").into());
                 }
                 Ok(())
             }
             Frame::Ping {
                 ack: false,
                 payload,
-            } => self.reply(Frame::Ping { ack: true, payload }),
+            } => Ok(self.reply(Frame::Ping { ack: true, payload })?),
             Frame::Ping { ack: true, .. } => Ok(()),
             Frame::GoAway {
                 last_stream_id,
@@ -899,32 +918,24 @@ impl Shared {
         self.closed.cancel();
     }
 
-    /// Whether this side ended the connection because of what the peer sent.
-    pub(crate) fn disconnected_peer(&self) -> bool {
-        self.disconnected_peer.load(Ordering::Acquire)
-    }
-
     /// Ends the connection after a protocol violation by the peer: GOAWAY with the reason, then
     /// close.
     pub(crate) fn protocol_error(&self, reason: &str) {
-        tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: protocol error");
-        self.disconnect(Code::InvalidArgument, reason, "protocol error");
+        self.disconnect(&Violation::Protocol(reason.to_string()));
     }
 
-    /// Ends the connection with a peer that keeps within the protocol but exceeds a budget
-    /// meant to stop abuse: GOAWAY with `ResourceExhausted` and the reason, then close.
-    fn abuse(&self, reason: &str) {
-        tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: abuse");
-        self.disconnect(Code::ResourceExhausted, reason, "budget exceeded");
-    }
-
-    fn disconnect(&self, code: Code, reason: &str, what: &str) {
-        self.disconnected_peer.store(true, Ordering::Release);
+    /// Ends the connection over what the peer sent: GOAWAY with the code and reason, then close.
+    pub(crate) fn disconnect(&self, violation: &Violation) {
+        let (code, what, reason) = match violation {
+            Violation::Protocol(reason) => (Code::InvalidArgument, "protocol error", reason),
+            Violation::Abuse(reason) => (Code::ResourceExhausted, "budget exceeded", reason),
+        };
+        tracing::warn!(peer = ?self.peer_addr, %reason, "closing connection: {what}");
         let last_stream_id = self.table().last_id;
         self.push(Frame::GoAway {
             last_stream_id,
             code,
-            reason: reason.to_string(),
+            reason: reason.clone(),
         });
         self.push_shutdown();
         self.close(&Status::unavailable(format!("{what}: {reason}")));
@@ -1176,25 +1187,29 @@ mod tests {
                 break;
             }
         }
-        let err = result.unwrap_err();
-        assert!(err.contains("answers wait"), "{err}");
+        let Err(Violation::Protocol(reason)) = result else {
+            panic!("{result:?}")
+        };
+        assert!(reason.contains("answers wait"), "{reason}");
     }
 
     /// Opens call `id` and, when `cancel`, cancels it as a client would; otherwise finishes it.
-    async fn run_call(conn: &Arc<Shared>, id: u32, cancel: bool) {
+    /// `Err` is what the cancel did to the connection.
+    async fn run_call(conn: &Arc<Shared>, id: u32, cancel: bool) -> Result<(), Violation> {
         let Accepted::Call(stream) = conn.accept(id, msg(b"\xc0"), false).unwrap() else {
             panic!("call {id} refused")
         };
-        if cancel {
+        let result = if cancel {
             conn.on_frame(Frame::Cancel {
                 id,
                 code: Code::Cancelled,
             })
-            .unwrap();
         } else {
             conn.finish(&stream, Status::new(Code::Ok, ""), None).await;
-        }
+            Ok(())
+        };
         conn.handler_finished();
+        result
     }
 
     #[tokio::test]
@@ -1202,11 +1217,20 @@ mod tests {
         let (conn, mut rx) = server();
         let budget = conn.config.cancel_budget();
         let mut id = 1;
-        while conn.closed_status().is_none() && id < 100_000 {
-            run_call(&conn, id, true).await;
+        let violation = loop {
+            if let Err(violation) = run_call(&conn, id, true).await {
+                break violation;
+            }
             id += 1;
-        }
-        let cancelled = id - 1;
+            assert!(id < 100_000, "never cut off");
+        };
+        let Violation::Abuse(why) = &violation else {
+            panic!("{violation:?}")
+        };
+        assert!(why.contains("cancel budget"), "{why}");
+        // What the reader does with it.
+        conn.disconnect(&violation);
+        let cancelled = id;
         assert!(
             (budget..100_000).contains(&cancelled),
             "{cancelled} cancels, budget {budget}"
@@ -1228,7 +1252,7 @@ mod tests {
         // Ten budgets' worth of cancels, each paid for by a call that finished.
         let calls = conn.config.cancel_budget() * 20;
         for id in 1..=calls {
-            run_call(&conn, id, id % 2 == 0).await;
+            run_call(&conn, id, id % 2 == 0).await.unwrap();
         }
         assert!(conn.closed_status().is_none());
         assert_eq!(conn.stats().open_streams, 0);

@@ -14,7 +14,7 @@ use tokio_util::codec::FramedRead;
 
 use std::sync::atomic::Ordering;
 
-use super::{MAX_QUEUED_REPLIES, Shared};
+use super::{MAX_QUEUED_REPLIES, Shared, Violation};
 use crate::Status;
 use crate::frame::{Frame, FrameCodec, FrameError};
 
@@ -67,20 +67,15 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
         tokio::task::coop::consume_budget().await;
         let result = match Frame::decode(raw, max_metadata) {
             Ok(frame) => conn.on_frame(frame),
-            Err(FrameError::Protocol(reason)) => Err(reason),
+            Err(FrameError::Protocol(reason)) => Err(Violation::Protocol(reason)),
             Err(FrameError::Refuse {
                 id,
                 status,
                 data_len,
-            }) => crate::server::dispatch::refuse(&conn, id, status, data_len),
+            }) => crate::server::dispatch::refuse(&conn, id, status, data_len).map_err(Into::into),
         };
-        if let Err(reason) = result {
-            conn.protocol_error(&reason);
-            linger(frames.into_inner().inner).await;
-            return;
-        }
-        if conn.disconnected_peer() {
-            // The frame exhausted a budget: the same last words as a protocol error.
+        if let Err(violation) = result {
+            conn.disconnect(&violation);
             linger(frames.into_inner().inner).await;
             return;
         }
