@@ -376,14 +376,12 @@ async fn legitimate_calls(
 
 /// Waits (bounded) until the server's counters are back to zero on `connections` connections.
 async fn settles(stats: &micro::ServerStats, connections: usize) {
-    for _ in 0..1000 {
+    let settled = common::eventually(|| {
         let now = stats.snapshot();
-        if now.connections == connections && now.totals == micro::ConnectionStats::default() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the server never settled: {:?}", stats.snapshot());
+        now.connections == connections && now.totals == micro::ConnectionStats::default()
+    })
+    .await;
+    assert!(settled, "the server never settled: {:?}", stats.snapshot());
 }
 
 /// Runs `attack` against `server` while a well-behaved client calls it on its own connection,

@@ -236,14 +236,10 @@ async fn play(script: Vec<Step>) -> (ConnectionStats, bool) {
     (after, goaway)
 }
 
-/// Gives the server's tasks time to run until its counters are zero (or a bound passes).
+/// Gives the server's tasks time to run until its counters are zero (or a bound passes); the
+/// caller asserts on what they are then.
 async fn settle(stats: &micro::ServerStats) {
-    for _ in 0..200 {
-        if stats.snapshot().totals == ConnectionStats::default() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    common::eventually(|| stats.snapshot().totals == ConnectionStats::default()).await;
 }
 
 proptest! {

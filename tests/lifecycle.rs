@@ -372,18 +372,13 @@ async fn a_storm_of_cancelled_calls_leaves_nothing_behind(transport: Transport) 
         done.unwrap();
     }
     // Everything the calls held is given back on both sides (bounded wait for the last drops).
-    let mut settled = false;
-    for _ in 0..2_000 {
+    let settled = common::eventually(|| {
         let server = h.stats.snapshot().totals;
         let client = h.client.client().stats().unwrap();
-        if server.open_streams + server.running_handlers + server.buffered_bytes == 0
+        server.open_streams + server.running_handlers + server.buffered_bytes == 0
             && client.open_streams + client.buffered_bytes == 0
-        {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     let (server, client) = (h.stats.snapshot(), h.client.client().stats().unwrap());
     assert!(settled, "left behind: server {server:?}, client {client:?}");
     assert_eq!(

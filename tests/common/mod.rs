@@ -300,6 +300,18 @@ impl Lab for LabImpl {
     }
 }
 
+/// Waits until `done` holds, checking every 5 ms for at most 10 s (a bound, never a measure:
+/// for counters that settle once the last tasks have run); whether it came to hold.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..2_000 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done()
+}
+
 /// Which transport a test runs on.
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
