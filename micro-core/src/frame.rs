@@ -94,9 +94,21 @@ fn protocol(msg: impl Into<String>) -> FrameError {
 
 impl Frame {
     /// Appends the frame, length prefix included, to `dst`.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn encode(&self, dst: &mut BytesMut) {
+        let detached = self.encode_detaching(dst, usize::MAX);
+        debug_assert!(detached.is_none());
+    }
+
+    /// Appends the frame to `dst` like [`encode`](Self::encode), except that a message payload
+    /// (the data that ends OPEN, DATA and CLOSE frames) of at least `detach` bytes is not
+    /// copied: the length prefix counts it, and it is returned for the caller to write right
+    /// after `dst`'s bytes.
+    pub(crate) fn encode_detaching(&self, dst: &mut BytesMut, detach: usize) -> Option<Bytes> {
         let start = dst.len();
         dst.put_u32(0); // length, patched below
+        let empty = Bytes::new();
+        let mut trailing = &empty;
         match self {
             Frame::Open {
                 id,
@@ -124,7 +136,7 @@ impl Frame {
                     dst.put_u32(value.len() as u32);
                     dst.put_slice(value.as_bytes());
                 }
-                dst.put_slice(data);
+                trailing = data;
             }
             Frame::Data {
                 id,
@@ -137,7 +149,7 @@ impl Frame {
                     FrameType::Data,
                     if *end_stream { FLAG_END_STREAM } else { 0 },
                 );
-                dst.put_slice(data);
+                trailing = data;
             }
             Frame::Close { id, status, data } => {
                 header(dst, *id, FrameType::Close, 0);
@@ -146,7 +158,7 @@ impl Frame {
                 dst.put_slice(status.message().as_bytes());
                 dst.put_u32(status.details().len() as u32);
                 dst.put_slice(status.details());
-                dst.put_slice(data);
+                trailing = data;
             }
             Frame::Cancel { id, code } => {
                 header(dst, *id, FrameType::Cancel, 0);
@@ -171,8 +183,15 @@ impl Frame {
                 dst.put_slice(reason.as_bytes());
             }
         }
-        let len = (dst.len() - start - 4) as u32;
+        let detached = if trailing.len() >= detach {
+            Some(trailing.clone())
+        } else {
+            dst.put_slice(trailing);
+            None
+        };
+        let len = (dst.len() - start - 4 + detached.as_ref().map_or(0, Bytes::len)) as u32;
         dst[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        detached
     }
 
     /// Parses one frame: `raw` is everything after the length prefix.
@@ -408,6 +427,48 @@ mod tests {
         );
         let decoded = Frame::decode(buf.freeze().slice(4..), 1 << 20).unwrap();
         assert_eq!(&decoded, frame);
+    }
+
+    #[test]
+    fn a_detached_payload_follows_the_frame_unchanged() {
+        let payload = Bytes::from(vec![9u8; 100]);
+        let frames = [
+            Frame::Open {
+                id: 3,
+                end_stream: true,
+                method: Bytes::from_static(b"Say.hello"),
+                timeout: None,
+                metadata: [("k", "v")].into_iter().collect(),
+                data: payload.clone(),
+            },
+            Frame::Data {
+                id: 3,
+                end_stream: false,
+                data: payload.clone(),
+            },
+            Frame::Close {
+                id: 3,
+                status: Status::with_details(Code::Ok, "fine", Bytes::from_static(b"d")),
+                data: payload.clone(),
+            },
+        ];
+        for frame in frames {
+            let mut whole = BytesMut::new();
+            frame.encode(&mut whole);
+            let mut head = BytesMut::new();
+            assert_eq!(
+                frame.encode_detaching(&mut head, 101),
+                None,
+                "under the size"
+            );
+            assert_eq!(head, whole);
+            head.clear();
+            let detached = frame.encode_detaching(&mut head, 100).expect("detached");
+            assert_eq!(detached.as_ptr(), payload.as_ptr(), "not copied");
+            assert_eq!(head.len() + detached.len(), whole.len());
+            head.extend_from_slice(&detached);
+            assert_eq!(head, whole, "{frame:?}");
+        }
     }
 
     #[test]

@@ -190,18 +190,27 @@ impl Batch {
         {
             return self.encode_data(conn, id, end_stream, data);
         }
-        frame.encode(&mut self.head);
+        // A large payload ending an OPEN or CLOSE (a unary request or reply) is not copied
+        // either.
+        if let Some(payload) = frame.encode_detaching(&mut self.head, ZERO_COPY) {
+            self.push_part(payload);
+        }
         self.open_data = None;
         false
+    }
+
+    /// Ends `head` and queues `payload` after it, uncopied.
+    fn push_part(&mut self, payload: Bytes) {
+        self.freeze_head();
+        self.frozen += payload.len();
+        self.parts.push_back(payload);
     }
 
     fn encode_data(&mut self, conn: &Shared, id: u32, end_stream: bool, data: Bytes) -> bool {
         let head = &mut self.head;
         if data.len() >= ZERO_COPY {
             encode_data_header(head, id, end_stream, data.len());
-            self.freeze_head();
-            self.frozen += data.len();
-            self.parts.push_back(data);
+            self.push_part(data);
             return false;
         }
         if let Some(last) = self.open_data
@@ -356,6 +365,35 @@ mod tests {
             data_lens(&frames(&mut batch)),
             [(1, 3), (2, 40_000), (2, 2), (3, 20_000)]
         );
+    }
+
+    #[test]
+    fn a_large_unary_payload_is_not_copied_either() {
+        let conn = conn(1 << 20);
+        let mut batch = Batch::default();
+        let reply = Bytes::from(vec![5u8; ZERO_COPY]);
+        let close = Frame::Close {
+            id: 1,
+            status: crate::Status::new(crate::Code::Ok, ""),
+            data: reply.clone(),
+        };
+        batch.encode(&conn, Out::Reply(close.clone()));
+        batch.encode(&conn, data(3, true, 1));
+        let parts = batch.take_parts();
+        assert!(
+            parts.iter().any(|part| part.as_ptr() == reply.as_ptr()),
+            "the reply is a part of its own"
+        );
+        let mut all = BytesMut::new();
+        for part in parts {
+            all.extend_from_slice(&part);
+        }
+        let mut expected = BytesMut::new();
+        close.encode(&mut expected);
+        if let Out::Frame(frame) = data(3, true, 1) {
+            frame.encode(&mut expected);
+        }
+        assert_eq!(all, expected);
     }
 
     #[test]
