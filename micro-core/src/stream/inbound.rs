@@ -152,7 +152,11 @@ impl Inbound {
                         });
                     } else {
                         let n = data.len();
-                        let mut buf = BytesMut::with_capacity((len as usize).min(n.max(16 << 10)));
+                        // Room for as much again as arrived (memory follows what arrives, at
+                        // most doubling it), so a message just over one frame is not copied
+                        // again when its last bytes come.
+                        let room = (2 * n).max(16 << 10);
+                        let mut buf = BytesMut::with_capacity((len as usize).min(room));
                         buf.extend_from_slice(&data[PREFIX_LEN..]);
                         data.clear();
                         self.partial = Partial::Body(Box::new(Body {
@@ -427,6 +431,30 @@ mod tests {
             }
         }
         assert_eq!(inbound.pop().unwrap().0, &body[..]);
+    }
+
+    #[test]
+    fn a_message_just_over_one_frame_is_assembled_without_growing() {
+        let body = vec![3u8; 100_000];
+        let wire = msg(&body);
+        let mut inbound = Inbound::new(1 << 20, 1 << 20);
+        inbound
+            .push(Bytes::copy_from_slice(&wire[..wire.len() - 10]))
+            .unwrap();
+        let Partial::Body(partial) = &inbound.partial else {
+            panic!("assembling")
+        };
+        assert!(
+            partial.buf.capacity() >= body.len(),
+            "room for the last bytes: {}",
+            partial.buf.capacity()
+        );
+        let start = partial.buf.as_ptr();
+        inbound
+            .push(Bytes::copy_from_slice(&wire[wire.len() - 10..]))
+            .unwrap();
+        let (message, _) = inbound.pop().unwrap();
+        assert_eq!((message.as_ptr(), &message[..]), (start, &body[..]));
     }
 
     #[test]
