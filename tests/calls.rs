@@ -269,7 +269,7 @@ async fn thousand_concurrent_mixed_calls_share_one_connection(transport: Transpo
 }
 
 async fn large_messages_cross_frames_and_windows(transport: Transport) {
-    // 3 MiB messages: larger than a frame and the stream window (1 MiB each) both ways.
+    // 3 MiB messages: larger than a frame and the stream window (2 MiB each) both ways.
     let h = Harness::start(transport).await;
     let blob = Blob {
         data: (0..3 << 20).map(|i: u32| i as u8).collect(),

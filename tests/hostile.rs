@@ -701,7 +701,7 @@ async fn a_thousand_stalled_connections_hold_little_memory_and_silent_ones_time_
     let server = lab(|b| b.handshake_timeout(Duration::from_secs(1))).await;
     let addr = server.addr;
     let stats = server.stats.clone();
-    // Each declares a frame just under the 1 MiB cap, sends its header and a few bytes, and
+    // Each declares a frame just over 1 MiB (under the cap), sends its header and a few bytes, and
     // stalls: the server must not reserve the declared length.
     let attack = async move {
         let before = rss();

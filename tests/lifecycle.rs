@@ -143,7 +143,7 @@ async fn a_busy_stream_does_not_starve_a_call_on_the_same_connection() {
             }
         }
     });
-    // The flood is under way, its window full (1 MiB of 9-byte messages: ~100,000 of them).
+    // The flood is under way, its window full (2 MiB of 9-byte messages: ~200,000 of them).
     while read.load(Ordering::Relaxed) < 200_000 {
         tokio::task::yield_now().await;
     }

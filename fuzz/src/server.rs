@@ -86,7 +86,7 @@ pub type Limits = [u32; 4];
 /// The valid client preface `profile` (0–3) selects.
 pub fn client_limits(profile: u8) -> Limits {
     match profile & 3 {
-        0 => [1 << 20, 4 << 20, 1 << 20, 16 << 20],
+        0 => [2 << 20, 4 << 20, 2 << 20, 16 << 20],
         1 => [1024, 64, 16, 32],
         2 => [1024, 4096, 1024, 4096],
         _ => [u32::MAX; 4],
@@ -104,7 +104,7 @@ pub fn server_limits(small: bool) -> Limits {
     if small {
         [1024, 4096, 1024, 2048]
     } else {
-        [1 << 20, 4 << 20, 1 << 20, 16 << 20]
+        [2 << 20, 4 << 20, 2 << 20, 16 << 20]
     }
 }
 
@@ -405,11 +405,12 @@ mod tests {
 
     fn check(frames: &[Vec<u8>], input: &[u8]) {
         let client = client_limits(1); // 1 KiB frames, 16 B stream / 32 B connection windows
-        let mut output = wire::preface(1 << 20, 4 << 20, 1 << 20, 16 << 20);
+        let [f, m, s, c] = server_limits(false);
+        let mut output = wire::preface(f, m, s, c);
         for frame in frames {
             output.extend(frame);
         }
-        let facts = InputFacts::new(input, 1 << 20);
+        let facts = InputFacts::new(input, f);
         check_output(
             &output,
             &client_preface(1),

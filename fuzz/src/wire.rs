@@ -57,7 +57,7 @@ pub fn preface_v(
 
 /// micro's default preface.
 pub fn default_preface() -> Vec<u8> {
-    preface(1 << 20, 4 << 20, 1 << 20, 16 << 20)
+    preface(2 << 20, 4 << 20, 2 << 20, 16 << 20)
 }
 
 /// A frame (§3.1).

@@ -185,7 +185,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Largest frame payload accepted from the server, in bytes (default 1 MiB).
+    /// Largest frame payload accepted from the server, in bytes (default 2 MiB).
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.config.max_frame_size = bytes;
         self
@@ -197,7 +197,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Bytes the server may send on one stream before the caller reads them (default 1 MiB).
+    /// Bytes the server may send on one stream before the caller reads them (default 2 MiB).
     pub fn stream_window(mut self, bytes: u32) -> Self {
         self.config.stream_window = bytes;
         self

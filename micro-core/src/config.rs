@@ -33,12 +33,12 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_frame_size: 1 << 20,
+            max_frame_size: 2 << 20,
             max_message_size: 4 << 20,
             max_metadata_size: 16 << 10,
             max_concurrent_streams: 1024,
             cancel_budget: None,
-            stream_window: 1 << 20,
+            stream_window: 2 << 20,
             connection_window: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
             keepalive_interval: Some(Duration::from_secs(60)),

@@ -86,7 +86,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Largest frame payload accepted, in bytes (default 1 MiB). Larger messages still pass,
+    /// Largest frame payload accepted, in bytes (default 2 MiB). Larger messages still pass,
     /// split across frames.
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.config.max_frame_size = bytes;
@@ -124,7 +124,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Bytes a client may send on one stream before the handler reads them (default 1 MiB).
+    /// Bytes a client may send on one stream before the handler reads them (default 2 MiB).
     pub fn stream_window(mut self, bytes: u32) -> Self {
         self.config.stream_window = bytes;
         self
