@@ -30,6 +30,10 @@ struct State {
     send_credit: u32,
     /// The peer's side ended after its last message (unless `ends.recv` says it failed).
     recv_done: bool,
+    /// The server ended the call cleanly, so this side may send no more (unless `ends.send`
+    /// says why otherwise). A flag, not a status in `ends`: every answered client call gets
+    /// here, and needs the status only if it still tries to send.
+    send_refused: bool,
     /// Client side: a frame came from the server, so the call was accepted or answered.
     started: bool,
 }
@@ -54,8 +58,21 @@ impl State {
         }
     }
 
-    fn send_end(&self) -> Option<&Status> {
-        self.ends.as_ref().and_then(|ends| ends.send.as_ref())
+    /// Whether this side can no longer send.
+    fn send_ended(&self) -> bool {
+        self.send_refused || self.ends.as_ref().is_some_and(|ends| ends.send.is_some())
+    }
+
+    /// Why this side can no longer send, if it cannot.
+    fn send_end(&self) -> Option<Status> {
+        match self.ends.as_ref().and_then(|ends| ends.send.as_ref()) {
+            Some(status) => Some(status.clone()),
+            None => self.send_refused.then(|| {
+                Status::failed_precondition(
+                    "the server has ended the call and takes no more requests",
+                )
+            }),
+        }
     }
 
     fn abort(&self) -> Option<&Status> {
@@ -101,6 +118,7 @@ impl Stream {
                 ends: None,
                 send_credit,
                 recv_done: false,
+                send_refused: false,
                 started: false,
             }),
         }
@@ -161,15 +179,15 @@ impl Stream {
                 Err(status) => s.ends().recv = Some(status),
             }
         }
-        if s.send_end().is_none() {
+        if !s.send_ended() {
             // Sending on is pointless: say how the call ended.
-            let status = match s.recv_end() {
-                Some(Err(status)) => status.clone(),
-                _ => Status::failed_precondition(
-                    "the server has ended the call and takes no more requests",
-                ),
-            };
-            s.ends().send = Some(status);
+            match s.recv_end() {
+                Some(Err(status)) => {
+                    let status = status.clone();
+                    s.ends().send = Some(status);
+                }
+                _ => s.send_refused = true,
+            }
         }
         wake(&mut s.recv_waker);
         wake(&mut s.send_waker);
@@ -181,11 +199,12 @@ impl Stream {
         let mut s = self.lock();
         let dropped = s.inbound.discard();
         s.started = true;
+        let send_ended = s.send_ended();
         let ends = s.ends();
         if ends.recv.is_none() {
             ends.recv = Some(status.clone());
         }
-        if ends.send.is_none() {
+        if !send_ended {
             ends.send = Some(status.clone());
         }
         if ends.abort.is_none() {
@@ -297,7 +316,7 @@ impl Stream {
     ) -> Poll<Result<u32, Status>> {
         let mut s = self.lock();
         if let Some(status) = s.send_end() {
-            return Poll::Ready(Err(status.clone()));
+            return Poll::Ready(Err(status));
         }
         if s.send_credit == 0 {
             set_waker(&mut s.send_waker, cx);
@@ -311,7 +330,7 @@ impl Stream {
     /// Takes exactly `want` bytes of credit if they are there now.
     pub(crate) fn try_credit(&self, want: u32) -> bool {
         let mut s = self.lock();
-        if s.send_end().is_none() && s.send_credit >= want {
+        if !s.send_ended() && s.send_credit >= want {
             s.send_credit -= want;
             true
         } else {
