@@ -11,6 +11,13 @@ use super::HEADER_LEN;
 /// says how much may come; memory follows what actually arrived (at most doubling it).
 const RESERVE_AHEAD: usize = 16 * 1024;
 
+/// Frames up to this size are copied out of the read buffer instead of split off it. A frame
+/// split off shares the buffer until it is dropped, and a small frame is usually still held
+/// (queued for its call) when the next read comes: the buffer could not be reused, and every
+/// read of a unary call's frame cost a fresh 8 KiB buffer. Copying a few dozen bytes costs far
+/// less than that allocation.
+const COPY_UP_TO: usize = 1024;
+
 /// A length-delimited frame decoder (`u32` big-endian prefix) for [`FramedRead`].
 ///
 /// Unlike `LengthDelimitedCodec`, a large declared length does not reserve the whole frame up
@@ -62,6 +69,11 @@ impl Decoder for FrameCodec {
         };
         if src.len() >= len {
             self.pending = None;
+            if len <= COPY_UP_TO {
+                let frame = Bytes::copy_from_slice(&src[..len]);
+                src.advance(len);
+                return Ok(Some(frame));
+            }
             return Ok(Some(src.split_to(len).freeze()));
         }
         let missing = len - src.len();
@@ -119,6 +131,33 @@ mod tests {
         let mut buf = BytesMut::from(&[0, 0, 0, 6, 1, 2, 3, 4, 5, 6][..]);
         assert!(codec.decode_eof(&mut buf).unwrap().is_some());
         assert_eq!(codec.decode_eof(&mut buf).unwrap(), None, "a clean end");
+    }
+
+    #[test]
+    fn small_frames_leave_the_read_buffer_reusable() {
+        let mut codec = FrameCodec::new(1 << 20);
+        let mut buf = BytesMut::with_capacity(64);
+        let start = buf.as_ptr() as usize;
+        let mut held = Vec::new();
+        for round in 0..100u8 {
+            buf.extend_from_slice(&[0, 0, 0, 3, round, 2, 3]);
+            let frame = codec.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(frame, &[round, 2, 3][..]);
+            // Frames are still held, as queued calls hold them, when the next read reserves.
+            held.push(frame);
+            buf.reserve(32);
+            let offset = (buf.as_ptr() as usize).wrapping_sub(start);
+            assert!(offset < 64, "round {round}: a new buffer");
+        }
+        buf.extend_from_slice(&2000u32.to_be_bytes());
+        buf.extend_from_slice(&[7u8; 2000]);
+        let at = buf.as_ptr();
+        let frame = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            frame.as_ptr(),
+            at.wrapping_add(4),
+            "a large frame is not copied"
+        );
     }
 
     #[test]
