@@ -13,9 +13,36 @@ pub(crate) const PREFIX_LEN: usize = 4;
 /// Structs become MessagePack maps keyed by field name, so a field added later does not break an
 /// older peer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, Status> {
-    let mut buf = BytesMut::with_capacity(64);
-    encode_into(&mut buf, value)?;
-    Ok(buf.freeze())
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            // A `Serialize` impl that encodes another message meanwhile: a buffer of its own.
+            let mut buf = BytesMut::new();
+            encode_into(&mut buf, value)?;
+            return Ok(buf.freeze());
+        };
+        scratch.clear();
+        encode_into(&mut scratch, value)?;
+        if scratch.len() <= COPY_UP_TO {
+            // One allocation of the exact size; freezing a buffer with room to spare would
+            // cost a second one (`Bytes` must record the spare capacity apart).
+            Ok(Bytes::copy_from_slice(&scratch))
+        } else {
+            // A large message keeps the buffer it was encoded into, uncopied.
+            Ok(std::mem::replace(&mut *scratch, BytesMut::with_capacity(SCRATCH_START)).freeze())
+        }
+    })
+}
+
+/// Messages up to this size are encoded into the thread's scratch buffer and copied out.
+const COPY_UP_TO: usize = 4096;
+/// What the scratch buffer starts with.
+const SCRATCH_START: usize = 1024;
+
+thread_local! {
+    /// Where [`encode`] writes small messages: reused, so a unary call's message costs one
+    /// exact-size allocation.
+    static SCRATCH: std::cell::RefCell<BytesMut> =
+        std::cell::RefCell::new(BytesMut::with_capacity(SCRATCH_START));
 }
 
 /// Appends `value` as one message, length prefix included, to `buf`; returns the body's length.
@@ -152,6 +179,29 @@ mod tests {
     struct Point {
         x: i32,
         label: String,
+    }
+
+    /// Encodes another message while being encoded.
+    struct Nested(Vec<u8>);
+
+    impl serde::Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let inner = encode(&self.0).map_err(serde::ser::Error::custom)?;
+            s.serialize_bytes(&inner)
+        }
+    }
+
+    #[test]
+    fn small_large_and_nested_messages_encode_alike() {
+        for len in [0, 10, COPY_UP_TO, COPY_UP_TO + 1, 100_000] {
+            let value = vec![3u8; len];
+            let msg = encode(&value).unwrap();
+            let mut plain = BytesMut::new();
+            encode_into(&mut plain, &value).unwrap();
+            assert_eq!(msg, plain, "{len} bytes");
+            let nested = encode(&Nested(value.clone())).unwrap();
+            assert!(nested.ends_with(&plain), "{len} bytes, nested");
+        }
     }
 
     #[test]
