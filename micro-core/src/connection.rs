@@ -5,12 +5,14 @@
 //! whatever is queued into one write. Calls talk to both through [`Shared`].
 
 mod budget;
+mod closing;
 mod id_hash;
 mod keepalive;
 pub(crate) mod reader;
 mod send_stream;
 pub(crate) mod writer;
 
+pub(crate) use closing::Task;
 pub(crate) use keepalive::keepalive;
 pub(crate) use send_stream::{SendStreamError, send_stream};
 
@@ -129,6 +131,8 @@ pub(crate) struct Shared {
     empty_frames: AtomicU32,
     /// Cancelled once the connection is closed, for whatever reason.
     pub(crate) closed: CancellationToken,
+    /// The same, for the reader and writer tasks, which wait on it all the time.
+    pub(crate) closing: closing::Closing,
     running: AtomicUsize,
     /// Woken whenever a handler finishes, for graceful shutdown.
     pub(crate) handler_done: Notify,
@@ -180,6 +184,7 @@ impl Shared {
             bytes_received: AtomicU64::new(0),
             empty_frames: AtomicU32::new(0),
             closed: CancellationToken::new(),
+            closing: closing::Closing::default(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
         };
@@ -915,6 +920,7 @@ impl Shared {
             self.unbuffer(stream.fail(status.clone()));
         }
         self.send_window.close();
+        self.closing.close();
         self.closed.cancel();
     }
 

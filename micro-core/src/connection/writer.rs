@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{Out, Shared};
+use super::{Out, Shared, Task};
 use crate::Status;
 use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN, encode_data_header};
 
@@ -35,9 +35,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut write: W,
 ) {
     let mut batch = Batch::default();
-    // One future for the whole loop, not a fresh waiter on the token per batch.
-    let closed = conn.closed.cancelled();
-    let mut closed = std::pin::pin!(closed);
+    let mut closed = conn.closing.wait(Task::Writer);
     loop {
         let first = tokio::select! {
             biased;
