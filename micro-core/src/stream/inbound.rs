@@ -144,8 +144,16 @@ impl Inbound {
                     self.check_len(len)?;
                     let total = PREFIX_LEN + len as usize;
                     if data.len() >= total {
-                        let body = data.slice(PREFIX_LEN..total);
-                        data.advance(total);
+                        let body = if data.len() == total {
+                            // The last message of the payload (often its only one) takes the
+                            // payload itself: slicing a frame's bytes may cost an allocation.
+                            data.advance(PREFIX_LEN);
+                            std::mem::take(&mut data)
+                        } else {
+                            let body = data.slice(PREFIX_LEN..total);
+                            data.advance(total);
+                            body
+                        };
                         self.enqueue(Queued {
                             body,
                             owed: total as u32,
