@@ -21,6 +21,9 @@ use crate::{Status, message};
 const BATCH_BYTES: usize = 64 * 1024;
 /// What a new batch's buffer starts with.
 const BATCH_START: usize = 8 * 1024;
+/// A batch cut short by the task's cooperative budget while more items were ready is kept
+/// for the next poll, until it holds this many bytes.
+const HOLD_BYTES: usize = 16 * 1024;
 
 /// Why sending a stream stopped early.
 #[derive(Debug)]
@@ -47,6 +50,8 @@ pin_project! {
         conn: C,
         stream: Arc<CallStream>,
         sending: Option<Sending>,
+        // A batch kept across a yield (boxed: most streams never need it).
+        held: Option<Box<BytesMut>>,
         #[pin]
         items: S,
     }
@@ -68,6 +73,7 @@ where
         conn,
         stream,
         sending: None,
+        held: None,
         items,
     }
 }
@@ -90,20 +96,34 @@ where
                     return Poll::Ready(Ok(()));
                 }
             }
-            // Waiting is for a batch's first item only.
-            let Some(first) = ready!(this.items.as_mut().poll_next(cx)) else {
-                return Poll::Ready(Ok(()));
+            let (mut batch, mut failed) = match this.held.take() {
+                Some(held) => (*held, None),
+                None => {
+                    // Waiting is for a batch's first item only.
+                    let Some(first) = ready!(this.items.as_mut().poll_next(cx)) else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    // Room for a typical batch up front, instead of doubling from nothing.
+                    let mut batch = BytesMut::with_capacity(BATCH_START);
+                    let failed = this.conn.encode_item(&mut batch, first).err();
+                    (batch, failed)
+                }
             };
-            // Room for a typical batch up front, instead of doubling from nothing.
-            let mut batch = BytesMut::with_capacity(BATCH_START);
-            let mut failed = this.conn.encode_item(&mut batch, first).err();
             let (mut ended, mut waiting) = (false, false);
             // Then whatever is ready now, without waiting, and while the task's cooperative
             // budget lasts: a stream that is always ready must not keep its thread from the
             // other calls on it.
             while failed.is_none() && batch.len() < BATCH_BYTES {
                 let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
-                    // Out of budget: send what there is; the task is woken to go on.
+                    // Out of budget, with more ready (the task is woken to go on): a small
+                    // batch waits for what the next polls add. Sent now, each yield's 128
+                    // small items would be a write of their own, a few KiB, which costs the
+                    // kernel twice per message what an 8 KiB write does (W3, measured with
+                    // perf); held, the other calls still get their turn at every yield.
+                    if batch.len() < HOLD_BYTES {
+                        *this.held = Some(Box::new(batch));
+                        return Poll::Pending;
+                    }
                     waiting = true;
                     break;
                 };
@@ -178,5 +198,67 @@ impl Shared {
             return Err(too_large);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::Metadata;
+    use crate::config::Config;
+    use crate::connection::{Out, Role};
+    use crate::handshake::PeerSettings;
+
+    /// DATA payload sizes on the writer's queue, in order.
+    fn data_sizes(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Out>) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            if let Out::Frame(Frame::Data { data, .. }) = out {
+                sizes.push(data.len());
+            }
+        }
+        sizes
+    }
+
+    #[tokio::test]
+    async fn an_always_ready_stream_yields_often_but_sends_full_batches() {
+        let peer = PeerSettings {
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+            stream_window: 8 << 20,
+            connection_window: 8 << 20,
+        };
+        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (stream, _) = conn
+            .open("S.m", None, Metadata::new(), Bytes::new(), false)
+            .unwrap();
+        let items = 20_000u32;
+        let mut send = std::pin::pin!(send_stream(
+            conn.clone(),
+            stream.clone(),
+            futures::stream::iter(0..items).map(Ok::<_, Status>),
+        ));
+        let mut polls = 0;
+        poll_fn(|cx| {
+            polls += 1;
+            send.as_mut().poll(cx)
+        })
+        .await
+        .unwrap();
+        // The task's cooperative budget stopped it every 128 items...
+        assert!(polls > 100, "{polls} polls");
+        // ...but what it sent went out in batches of at least HOLD_BYTES, except the last.
+        let sizes = data_sizes(&mut rx);
+        let (last, full) = sizes.split_last().unwrap();
+        assert!(full.iter().all(|&n| n >= HOLD_BYTES), "{sizes:?}");
+        // Every item arrived, in order (each is a 4-byte prefix and a MessagePack integer).
+        let total: usize = sizes.iter().sum();
+        let expected: usize = (0..items).map(|i| message::encode(&i).unwrap().len()).sum();
+        assert_eq!((total, *last > 0), (expected, true));
     }
 }
