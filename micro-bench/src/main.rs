@@ -5,6 +5,7 @@
 //! cargo run --release -p micro-bench          # every workload
 //! cargo run --release -p micro-bench w3 w5    # only these
 //! cargo run --release -p micro-bench -- --flush-each-message   # the naive baseline
+//! cargo run --release -p micro-bench floor    # W3/W5's message work alone: see [`floor`]
 //! ```
 //!
 //! The server side and the client side each run on a single-threaded tokio runtime on an OS
@@ -15,6 +16,7 @@
 //! [`workloads::w6`]. `docs/PERFORMANCE.md` has the results and how to read them.
 
 mod baseline;
+mod floor;
 mod messages;
 mod report;
 mod runner;
@@ -35,9 +37,12 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some(workloads::w6::SERVER_CHILD) => workloads::w6::server_child(&args[1..]),
         Some(workloads::w6::CLIENT_CHILD) => workloads::w6::client_child(&args[1..]),
+        Some("floor") => floor::run(),
         Some("-h" | "--help") => {
             println!(
-                "usage: micro-bench [{}] [w1|w2|w3|w4|w5|w6]...   (no workload: all of them)",
+                "usage: micro-bench [{}] [w1|w2|w3|w4|w5|w6|w7]...   (no workload: all of them)\n       \
+                 micro-bench floor   (W3 and W5's message work alone: the most any transport \
+                 can carry)",
                 runner::FLUSH_EACH_MESSAGE
             );
             Ok(())
