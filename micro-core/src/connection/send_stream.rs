@@ -136,6 +136,20 @@ where
                         ended = true;
                         break;
                     }
+                    Poll::Pending if !tokio::task::coop::has_budget_remaining() => {
+                        // The items (another call's messages, say) ran out of the same budget:
+                        // more may well be ready. Hold a small batch as above, but make sure
+                        // the task is polled again soon even if what the items waited on was
+                        // not tokio's (which would not have arranged that): a yield, deferred
+                        // like the budget's own.
+                        if batch.len() < HOLD_BYTES {
+                            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                            *this.held = Some(Box::new(batch));
+                            return Poll::Pending;
+                        }
+                        waiting = true;
+                        break;
+                    }
                     Poll::Pending => {
                         waiting = true;
                         break;
@@ -223,6 +237,106 @@ mod tests {
             }
         }
         sizes
+    }
+
+    /// Items that count against the task's budget themselves, as another call's messages do.
+    struct Budgeted(u32);
+
+    impl futures::Stream for Budgeted {
+        type Item = Result<u32, Status>;
+
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            cx: &mut TaskContext<'_>,
+        ) -> Poll<Option<Self::Item>> {
+            if self.0 == 0 {
+                return Poll::Ready(None);
+            }
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            coop.made_progress();
+            self.0 -= 1;
+            Poll::Ready(Some(Ok(self.0)))
+        }
+    }
+
+    async fn sent_sizes(items: impl futures::Stream<Item = Result<u32, Status>>) -> Vec<usize> {
+        let peer = PeerSettings {
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+            stream_window: 8 << 20,
+            connection_window: 8 << 20,
+        };
+        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (stream, _) = conn
+            .open("S.m", None, Metadata::new(), Bytes::new(), false)
+            .unwrap();
+        send_stream(conn.clone(), stream, items).await.unwrap();
+        data_sizes(&mut rx)
+    }
+
+    #[tokio::test]
+    async fn items_that_run_out_of_budget_themselves_are_batched_too() {
+        let sizes = sent_sizes(Budgeted(20_000)).await;
+        let (_, full) = sizes.split_last().unwrap();
+        assert!(full.iter().all(|&n| n >= HOLD_BYTES), "{sizes:?}");
+        let expected: usize = (0..20_000u32)
+            .map(|i| message::encode(&i).unwrap().len())
+            .sum();
+        assert_eq!(sizes.iter().sum::<usize>(), expected);
+    }
+
+    /// One item, then (second poll) uses up the task's budget without deferring a wake and
+    /// waits on something that never wakes it.
+    struct ThenStuck(u32);
+
+    impl futures::Stream for ThenStuck {
+        type Item = Result<u32, Status>;
+
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            cx: &mut TaskContext<'_>,
+        ) -> Poll<Option<Self::Item>> {
+            self.0 += 1;
+            if self.0 == 1 {
+                return Poll::Ready(Some(Ok(7)));
+            }
+            if self.0 == 2 {
+                while tokio::task::coop::has_budget_remaining() {
+                    if let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) {
+                        coop.made_progress();
+                    }
+                }
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_held_when_the_items_wait_for_good_is_still_sent() {
+        let peer = PeerSettings {
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+            stream_window: 1 << 20,
+            connection_window: 1 << 20,
+        };
+        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (stream, _) = conn
+            .open("S.m", None, Metadata::new(), Bytes::new(), false)
+            .unwrap();
+        let sender = tokio::spawn(send_stream(conn.clone(), stream, ThenStuck(0)));
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                let sizes = data_sizes(&mut rx);
+                if !sizes.is_empty() {
+                    return sizes;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the held item was never sent");
+        assert_eq!(sent, [message::encode(&7u32).unwrap().len()]);
+        sender.abort();
     }
 
     #[tokio::test]
