@@ -6,7 +6,9 @@ mod peer;
 use std::time::Duration;
 
 use micro::{Client, Code};
-use peer::{CANCEL, DATA, PING, Peer, frame, lab_server as server, preface};
+use peer::{
+    CANCEL, DATA, END, OPEN, PING, Peer, frame, lab_server as server, open_payload, preface,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -115,12 +117,17 @@ async fn unknown_methods_and_reused_stream_ids() {
     let mut peer = Peer::handshaken(addr).await;
     let close = peer.call(5, "Nope.nothing", 0, b"\xc0").await;
     assert_eq!(close.close_status().0, Code::Unimplemented);
-    // stream ids only go up: 5 again is a protocol error
+    // A name that is not UTF-8 is just another unknown method.
+    let mut payload = open_payload("Lab.echo", 0, &[b"\xc0"]);
+    payload[2] = 0xff;
+    peer.send(&frame(7, OPEN, END, &payload)).await;
+    assert_eq!(peer.close_of(7).await.close_status().0, Code::Unimplemented);
+    // stream ids only go up: 5 again (after 7) is a protocol error
     peer.open(5, "Lab.echo", 0, b"\xa1a", true).await;
     let (code, reason) = peer.goaway().await;
     assert_eq!(code, Code::InvalidArgument);
     assert!(
-        reason.contains("not above the last opened stream 5"),
+        reason.contains("not above the last opened stream 7"),
         "{reason}"
     );
 }
