@@ -136,6 +136,9 @@ pub(crate) struct Shared {
     running: AtomicUsize,
     /// Woken whenever a handler finishes, for graceful shutdown.
     pub(crate) handler_done: Notify,
+    /// The connection runs on a single-threaded runtime: a call starts inline (see
+    /// `server::dispatch::open`).
+    pub(crate) single_threaded: bool,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,9 @@ impl Shared {
             closing: closing::Closing::default(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
+            single_threaded: tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+                runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+            }),
         };
         (Arc::new(shared), rx)
     }

@@ -382,10 +382,20 @@ impl Harness {
     }
 }
 
-/// Runs each named `async fn(Transport)` once over TCP and once over the in-memory transport.
+/// Runs each named `async fn(Transport)` once over TCP and once over the in-memory transport
+/// on a multi-threaded runtime, and over TCP on a single-threaded one, where the server starts
+/// each call inline before it becomes a task (`server::dispatch::open`).
 #[macro_export]
 macro_rules! on_both_transports {
     ($($name:ident),* $(,)?) => {
+        mod single_threaded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Transport::Tcp).await;
+                }
+            )*
+        }
         mod tcp {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,9 +37,20 @@ pub(crate) fn open(
     let deadline = timeout.map(|t| Instant::now() + t);
     let context = Context::new(route.method.full_name, metadata, deadline, conn.peer_addr);
     // The call's whole task, handler included (see `call::run`).
-    let task = route
+    let mut task = route
         .service
         .call(route.index, ServerCall::new(conn.clone(), stream, context));
+    if conn.single_threaded {
+        // On a single-threaded runtime a task of its own gains a call no parallelism, only
+        // its cost (spawning, scheduling, polling and freeing it: ~2,500 instructions, a
+        // tenth of a unary call, by callgrind). So the call starts here; only one that has
+        // to wait becomes a task. Whatever it registered with this no-op waker is registered
+        // again with the task's own when the task first polls it, which spawning arranges.
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        if task.as_mut().poll(&mut cx).is_ready() {
+            return Ok(());
+        }
+    }
     tokio::spawn(task);
     Ok(())
 }
