@@ -120,8 +120,17 @@ fn the_server_answers_the_well_formed_seeds() {
     let bidi = seed("bidi");
     assert_eq!(shape(&bidi).last(), Some(&(CLOSE, 3, Some(5))), "{bidi:?}");
 
+    // A cancelled call gets no CLOSE. On a single-threaded runtime the server starts a call
+    // as it reads its OPEN, so the streaming call's first item may be out before the CANCEL
+    // that followed in the same read is seen: allowed, the client drops it.
     let cancel = seed("cancel");
-    assert_eq!(shape(&cancel), [], "cancelled calls get no answer");
+    let answered = shape(&cancel);
+    assert!(
+        answered
+            .iter()
+            .all(|&(kind, stream, _)| kind == DATA && stream == 3),
+        "cancelled calls get no answer: {answered:?}"
+    );
 
     let deadline = seed("deadline");
     assert_eq!(shape(&deadline), [(CLOSE, 1, Some(4))]);
