@@ -304,18 +304,6 @@ impl Frame {
     }
 }
 
-/// Appends the length prefix and header of a DATA frame whose `len` payload bytes the caller
-/// writes separately (large payloads are written from their own buffer, not copied).
-pub(crate) fn encode_data_header(dst: &mut BytesMut, id: u32, end_stream: bool, len: usize) {
-    dst.put_u32((HEADER_LEN + len) as u32);
-    header(
-        dst,
-        id,
-        FrameType::Data,
-        if end_stream { FLAG_END_STREAM } else { 0 },
-    );
-}
-
 fn header(dst: &mut BytesMut, id: u32, kind: FrameType, flags: u8) {
     dst.put_u32(id);
     dst.put_u8(kind as u8);

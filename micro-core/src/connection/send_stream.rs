@@ -109,22 +109,13 @@ where
                     (batch, failed)
                 }
             };
-            let (mut ended, mut waiting) = (false, false);
+            let (mut ended, mut waiting, mut out_of_budget) = (false, false, false);
             // Then whatever is ready now, without waiting, and while the task's cooperative
             // budget lasts: a stream that is always ready must not keep its thread from the
             // other calls on it.
             while failed.is_none() && batch.len() < BATCH_BYTES {
                 let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
-                    // Out of budget, with more ready (the task is woken to go on): a small
-                    // batch waits for what the next polls add. Sent now, each yield's 128
-                    // small items would be a write of their own, a few KiB, which costs the
-                    // kernel twice per message what an 8 KiB write does (W3, measured with
-                    // perf); held, the other calls still get their turn at every yield.
-                    if batch.len() < HOLD_BYTES {
-                        *this.held = Some(Box::new(batch));
-                        return Poll::Pending;
-                    }
-                    waiting = true;
+                    (waiting, out_of_budget) = (true, true);
                     break;
                 };
                 coop.made_progress();
@@ -136,25 +127,26 @@ where
                         ended = true;
                         break;
                     }
-                    Poll::Pending if !tokio::task::coop::has_budget_remaining() => {
-                        // The items (another call's messages, say) ran out of the same budget:
-                        // more may well be ready. Hold a small batch as above, but make sure
-                        // the task is polled again soon even if what the items waited on was
-                        // not tokio's (which would not have arranged that): a yield, deferred
-                        // like the budget's own.
-                        if batch.len() < HOLD_BYTES {
-                            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
-                            *this.held = Some(Box::new(batch));
-                            return Poll::Pending;
-                        }
-                        waiting = true;
-                        break;
-                    }
                     Poll::Pending => {
-                        waiting = true;
+                        // The items (another call's messages, say) may have run out of the
+                        // same budget, with more ready.
+                        (waiting, out_of_budget) =
+                            (true, !tokio::task::coop::has_budget_remaining());
                         break;
                     }
                 }
+            }
+            if out_of_budget && batch.len() < HOLD_BYTES {
+                // Stopped by the budget with more ready: a small batch waits for what the next
+                // polls add. Sent now, each yield's 128 small items would be a write of their
+                // own, a few KiB, which costs the kernel twice per message what an 8 KiB write
+                // does (W3, measured with perf); held, the other calls still get their turn at
+                // every yield. The task is polled again soon: the budget deferred its wake, and
+                // a yield (deferred the same way, once) makes sure of it when the items ran out
+                // instead, since what they wait on may not be tokio's and arrange nothing.
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                *this.held = Some(Box::new(batch));
+                return Poll::Pending;
             }
             let after = move || match failed {
                 Some(status) => Err(SendStreamError::Item(status)),
@@ -221,6 +213,7 @@ mod tests {
 
     use bytes::Bytes;
     use futures::StreamExt;
+    use tokio::sync::mpsc::UnboundedReceiver;
 
     use super::*;
     use crate::Metadata;
@@ -229,7 +222,7 @@ mod tests {
     use crate::handshake::PeerSettings;
 
     /// DATA payload sizes on the writer's queue, in order.
-    fn data_sizes(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Out>) -> Vec<usize> {
+    fn data_sizes(rx: &mut UnboundedReceiver<Out>) -> Vec<usize> {
         let mut sizes = Vec::new();
         while let Ok(out) = rx.try_recv() {
             if let Out::Frame(Frame::Data { data, .. }) = out {
@@ -259,18 +252,24 @@ mod tests {
         }
     }
 
-    async fn sent_sizes(items: impl futures::Stream<Item = Result<u32, Status>>) -> Vec<usize> {
+    /// A client connection with one open call, whose peer grants 8 MiB of credit.
+    fn open_call() -> (Arc<Shared>, Arc<CallStream>, UnboundedReceiver<Out>) {
         let peer = PeerSettings {
             max_frame_size: 1 << 20,
             max_message_size: 1 << 20,
             stream_window: 8 << 20,
             connection_window: 8 << 20,
         };
-        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (conn, rx) = Shared::new(Role::Client, Config::default(), peer, None);
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), Bytes::new(), false)
             .unwrap();
-        send_stream(conn.clone(), stream, items).await.unwrap();
+        (conn, stream, rx)
+    }
+
+    async fn sent_sizes(items: impl futures::Stream<Item = Result<u32, Status>>) -> Vec<usize> {
+        let (conn, stream, mut rx) = open_call();
+        send_stream(conn, stream, items).await.unwrap();
         data_sizes(&mut rx)
     }
 
@@ -313,17 +312,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_held_when_the_items_wait_for_good_is_still_sent() {
-        let peer = PeerSettings {
-            max_frame_size: 1 << 20,
-            max_message_size: 1 << 20,
-            stream_window: 1 << 20,
-            connection_window: 1 << 20,
-        };
-        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
-        let (stream, _) = conn
-            .open("S.m", None, Metadata::new(), Bytes::new(), false)
-            .unwrap();
-        let sender = tokio::spawn(send_stream(conn.clone(), stream, ThenStuck(0)));
+        let (conn, stream, mut rx) = open_call();
+        let sender = tokio::spawn(send_stream(conn, stream, ThenStuck(0)));
         let sent = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
                 let sizes = data_sizes(&mut rx);
@@ -341,20 +331,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_always_ready_stream_yields_often_but_sends_full_batches() {
-        let peer = PeerSettings {
-            max_frame_size: 1 << 20,
-            max_message_size: 1 << 20,
-            stream_window: 8 << 20,
-            connection_window: 8 << 20,
-        };
-        let (conn, mut rx) = Shared::new(Role::Client, Config::default(), peer, None);
-        let (stream, _) = conn
-            .open("S.m", None, Metadata::new(), Bytes::new(), false)
-            .unwrap();
+        let (conn, stream, mut rx) = open_call();
         let items = 20_000u32;
         let mut send = std::pin::pin!(send_stream(
-            conn.clone(),
-            stream.clone(),
+            conn,
+            stream,
             futures::stream::iter(0..items).map(Ok::<_, Status>),
         ));
         let mut polls = 0;

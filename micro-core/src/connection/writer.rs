@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{Out, Shared, Task};
 use crate::Status;
-use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN, encode_data_header};
+use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN};
 
 /// Stop gathering frames into one write past this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -169,8 +169,9 @@ impl Batch {
     ///
     /// DATA for the stream whose DATA frame ends the batch joins that frame instead of starting
     /// a new one, up to the peer's frame size: a stream's messages are one byte sequence, so the
-    /// receiver handles a run of small messages as one frame. A large payload is not copied:
-    /// its frame's header goes into `head` and the payload itself becomes a part.
+    /// receiver handles a run of small messages as one frame. A large payload (DATA, or a unary
+    /// request or reply ending an OPEN or CLOSE) is not copied: its frame's header goes into
+    /// `head` and the payload itself becomes a part.
     fn encode(&mut self, conn: &Shared, out: Out) -> bool {
         let frame = match out {
             Out::Frame(frame) => frame,
@@ -184,16 +185,27 @@ impl Batch {
             id,
             end_stream,
             data,
-        } = frame
+        } = &frame
+            && data.len() < ZERO_COPY
+            && self.join_data(conn, *id, *end_stream, data)
         {
-            return self.encode_data(conn, id, end_stream, data);
+            return false;
         }
-        // A large payload ending an OPEN or CLOSE (a unary request or reply) is not copied
-        // either.
-        if let Some(payload) = frame.encode_detaching(&mut self.head, ZERO_COPY) {
-            self.push_part(payload);
-        }
+        let start = self.head.len();
         self.open_data = None;
+        match frame.encode_detaching(&mut self.head, ZERO_COPY) {
+            Some(payload) => self.push_part(payload),
+            None => {
+                if let Frame::Data {
+                    id,
+                    end_stream: false,
+                    ..
+                } = frame
+                {
+                    self.open_data = Some(OpenData { id, start });
+                }
+            }
+        }
         false
     }
 
@@ -204,32 +216,27 @@ impl Batch {
         self.parts.push_back(payload);
     }
 
-    fn encode_data(&mut self, conn: &Shared, id: u32, end_stream: bool, data: Bytes) -> bool {
+    /// Appends `data` to stream `id`'s DATA frame if that frame ends `head` and stays within
+    /// the peer's frame size with it; `false` if it needs a frame of its own.
+    fn join_data(&mut self, conn: &Shared, id: u32, end_stream: bool, data: &[u8]) -> bool {
         let head = &mut self.head;
-        if data.len() >= ZERO_COPY {
-            encode_data_header(head, id, end_stream, data.len());
-            self.push_part(data);
+        let Some(last) = self.open_data else {
             return false;
-        }
-        if let Some(last) = self.open_data
-            && last.id == id
-            && head.len() - last.start - 4 + data.len()
-                <= HEADER_LEN + conn.peer.max_frame_size as usize
+        };
+        if last.id != id
+            || head.len() - last.start - 4 + data.len()
+                > HEADER_LEN + conn.peer.max_frame_size as usize
         {
-            head.extend_from_slice(&data);
-            let len = (head.len() - last.start - 4) as u32;
-            head[last.start..last.start + 4].copy_from_slice(&len.to_be_bytes());
-            if end_stream {
-                head[last.start + FLAGS_AT] |= FLAG_END_STREAM;
-                self.open_data = None;
-            }
             return false;
         }
-        let start = head.len();
-        encode_data_header(head, id, end_stream, data.len());
-        head.extend_from_slice(&data);
-        self.open_data = (!end_stream).then_some(OpenData { id, start });
-        false
+        head.extend_from_slice(data);
+        let len = (head.len() - last.start - 4) as u32;
+        head[last.start..last.start + 4].copy_from_slice(&len.to_be_bytes());
+        if end_stream {
+            head[last.start + FLAGS_AT] |= FLAG_END_STREAM;
+            self.open_data = None;
+        }
+        true
     }
 }
 
