@@ -150,6 +150,26 @@ pub(crate) async fn compare(spec: &'static Spec, sides: &mut impl Sides) -> Outc
     }
 }
 
+/// Measures a workload that has no baseline (W6, W7): [`REPETITIONS`] runs of `measure`,
+/// stopping at the first that fails.
+pub(crate) async fn micro_only<F>(spec: &'static Spec, mut measure: impl FnMut() -> F) -> Outcome
+where
+    F: Future<Output = Result<Vec<f64>>>,
+{
+    let mut micro = Samples::default();
+    for _ in 0..REPETITIONS {
+        micro.push(spec, "micro", measure().await);
+        if micro.error.is_some() {
+            break;
+        }
+    }
+    Outcome {
+        spec,
+        baseline: None,
+        micro,
+    }
+}
+
 /// `run`, or an error once it has taken [`REPETITION_LIMIT`].
 pub(crate) async fn limited<T>(run: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(REPETITION_LIMIT, run).await {

@@ -26,8 +26,8 @@ use tokio::net::TcpListener;
 use super::Spec;
 use crate::Result;
 use crate::messages::SRequest;
-use crate::report::{Better, Metric, Outcome, Samples, Target};
-use crate::runner::REPETITIONS;
+use crate::report::{Better, Metric, Outcome, Target};
+use crate::runner::micro_only;
 use crate::service::{self, BenchClient, BenchService};
 use crate::sides::client_runtime;
 
@@ -69,21 +69,12 @@ const STEP_LIMIT: Duration = Duration::from_secs(60);
 /// Extra concurrent calls the server allows beyond the idle streams.
 const SPARE_STREAMS: usize = 1024;
 
-/// Runs [`REPETITIONS`] measurements, each with fresh children.
+/// Runs [`REPETITIONS`](crate::runner::REPETITIONS) measurements, each with fresh children.
 pub(crate) async fn run() -> Result<Outcome> {
-    let mut micro = Samples::default();
-    for _ in 0..REPETITIONS {
-        let run = tokio::task::spawn_blocking(|| measure(SPEC.count)).await?;
-        micro.push(&SPEC, "micro", run);
-        if micro.error.is_some() {
-            break;
-        }
-    }
-    Ok(Outcome {
-        spec: &SPEC,
-        baseline: None,
-        micro,
+    Ok(micro_only(&SPEC, || async {
+        tokio::task::spawn_blocking(|| measure(SPEC.count)).await?
     })
+    .await)
 }
 
 /// One repetition: RSS growth per stream of both halves together, of the client and of the

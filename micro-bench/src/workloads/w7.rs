@@ -17,8 +17,8 @@ use super::Spec;
 use crate::Result;
 use crate::baseline;
 use crate::messages::SRequest;
-use crate::report::{Better, Metric, Outcome, Samples, Target};
-use crate::runner::{Env, REPETITIONS, Servers};
+use crate::report::{Better, Metric, Outcome, Target};
+use crate::runner::{Env, Servers, micro_only};
 use crate::service::BenchClient;
 
 /// 5,000 unary calls alone, 5,000 beside the flood.
@@ -57,23 +57,12 @@ pub(crate) const SPEC: Spec = Spec {
     ],
 };
 
-/// Runs [`REPETITIONS`] measurements on one connection.
+/// Runs [`REPETITIONS`](crate::runner::REPETITIONS) measurements on one connection.
 pub(crate) async fn run(env: &Env) -> Result<Outcome> {
     let servers = Servers::start(env, baseline::Service::ServerStreaming).await?;
     let client = servers.micro_client().await?;
     calls(&client, SPEC.warmup).await?;
-    let mut micro = Samples::default();
-    for _ in 0..REPETITIONS {
-        micro.push(&SPEC, "micro", measure(&client, SPEC.count).await);
-        if micro.error.is_some() {
-            break;
-        }
-    }
-    Ok(Outcome {
-        spec: &SPEC,
-        baseline: None,
-        micro,
-    })
+    Ok(micro_only(&SPEC, || measure(&client, SPEC.count)).await)
 }
 
 /// One repetition: the calls alone, then beside a flood.
