@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -371,13 +371,23 @@ impl Shared {
             self.config.max_message_size,
             self.peer.stream_window.min(MAX_CREDIT),
         ));
-        match stream.push(data, end_stream) {
-            Ok(pushed) => self.pushed(id, pushed),
-            Err(err) => return refuse(err.judge(id)?),
-        }
+        // A unary request (the arguments, then the end) goes to the handler as it is: queueing
+        // it in the stream only for the handler to take it out again costs an allocation.
+        let args = if end_stream && is_one_message(&data, self.config.max_message_size) {
+            stream.end_recv_unqueued();
+            let mut args = data;
+            args.advance(PREFIX_LEN);
+            Some(args)
+        } else {
+            match stream.push(data, end_stream) {
+                Ok(pushed) => self.pushed(id, pushed),
+                Err(err) => return refuse(err.judge(id)?),
+            }
+            None
+        };
         table.streams.insert(id, stream.clone());
         self.running.fetch_add(1, Ordering::AcqRel);
-        Ok(Accepted::Call(stream))
+        Ok(Accepted::Call { stream, args })
     }
 
     /// Refuses a call before it starts (unknown method, oversized metadata).
@@ -411,7 +421,15 @@ impl Shared {
     /// Ends a call from the server side with its final status; `data` holds the last message
     /// (a unary reply), sent in the same frame when credit allows. If the call was stopped
     /// (bad input, a limit), the reason is sent instead of the reply.
-    pub(crate) async fn finish(&self, stream: &Stream, status: Status, data: Option<Bytes>) {
+    ///
+    /// `Some` when the reply must go out as DATA first, which may wait for credit: the call
+    /// then ends with [`finish_sending`](Self::finish_sending).
+    pub(crate) fn finish(
+        &self,
+        stream: &Stream,
+        status: Status,
+        data: Option<Bytes>,
+    ) -> Option<(Status, Bytes)> {
         let (status, data) = match stream.abort_status() {
             Some(abort) => (abort, None),
             None => (status, data),
@@ -427,14 +445,35 @@ impl Shared {
                 if fits && self.try_take_credit(stream, msg.len() as u32) {
                     (status, msg)
                 } else {
-                    match self.send_message(stream, msg, false).await {
-                        Ok(()) => (status, Bytes::new()),
-                        // Still in the table (not cancelled): the client learns why.
-                        Err(err) => (err, Bytes::new()),
-                    }
+                    return Some((status, msg));
                 }
             }
         };
+        self.close_call(stream, status, data);
+        None
+    }
+
+    /// Ends a call whose reply [`finish`](Self::finish) could not put in the CLOSE frame: sends
+    /// it as DATA, then closes.
+    pub(crate) async fn finish_sending(&self, stream: &Stream, status: Status, reply: Bytes) {
+        let status = match self.send_message(stream, reply, false).await {
+            Ok(()) => status,
+            // Still in the table (not cancelled): the client learns why.
+            Err(err) => err,
+        };
+        self.close_call(stream, status, Bytes::new());
+    }
+
+    /// Both steps of ending a call, for tests.
+    #[cfg(test)]
+    pub(crate) async fn finish_all(&self, stream: &Stream, status: Status, data: Option<Bytes>) {
+        if let Some((status, reply)) = self.finish(stream, status, data) {
+            self.finish_sending(stream, status, reply).await;
+        }
+    }
+
+    /// Sends a call's CLOSE, unless it was cancelled meanwhile, and forgets its stream.
+    fn close_call(&self, stream: &Stream, status: Status, data: Bytes) {
         let finished = {
             let mut table = self.table();
             let finished = table.streams.remove(&stream.id).is_some();
@@ -470,10 +509,18 @@ impl Shared {
         Status::new(status.code(), &status.message()[..end])
     }
 
-    /// Drops a stream from the table without telling the peer (the call has ended).
-    pub(crate) fn forget(&self, stream: &Stream) {
-        self.table().streams.remove(&stream.id);
-        self.unbuffer(stream.discard());
+    /// Lets go of a client call the server has ended, or of any call that failed: `false` if
+    /// the call is still running (the caller must cancel it).
+    ///
+    /// Whatever ended the call took its stream out of the table already (a CLOSE, a
+    /// cancellation, a GOAWAY, the connection closing), so this only drops unread messages.
+    pub(crate) fn release(&self, stream: &Stream) -> bool {
+        let Some(unread) = stream.discard_if_ended() else {
+            return false;
+        };
+        debug_assert!(!self.table().streams.contains_key(&stream.id));
+        self.unbuffer(unread);
+        true
     }
 
     /// Stops accepting calls: answers new OPENs with `Unavailable` and tells the client.
@@ -726,6 +773,16 @@ impl Shared {
         }
     }
 
+    /// Takes stream `id` out of the table, as [`lookup`](Self::lookup) finds it.
+    fn remove(&self, id: u32) -> Result<Option<Arc<Stream>>, String> {
+        let mut table = self.table();
+        match table.streams.remove(&id) {
+            Some(stream) => Ok(Some(stream)),
+            None if id <= table.last_id => Ok(None),
+            None => Err(format!("a frame for stream {id}, which was never opened")),
+        }
+    }
+
     /// Fails one stream because of what its peer sent, keeping the connection.
     fn fail_stream(&self, stream: &Stream, status: Status) {
         if let Role::Client = self.role {
@@ -774,10 +831,9 @@ impl Shared {
                     return Err("the client sent CLOSE; only servers close streams".into());
                 }
                 self.arrive(data.len() as u32)?;
-                let Some(stream) = self.lookup(id)? else {
+                let Some(stream) = self.remove(id)? else {
                     return Ok(());
                 };
-                self.table().streams.remove(&id);
                 match stream.push(data, false) {
                     // Closed: nothing to grant any more.
                     Ok(pushed) => self.pushed(
@@ -992,8 +1048,22 @@ fn check_new_id(id: u32, last: u32) -> Result<(), String> {
 /// The outcome of an OPEN frame on the server.
 #[derive(Debug)]
 pub(crate) enum Accepted {
-    Call(Arc<Stream>),
+    /// The call is admitted. `args` holds its one message when the OPEN frame carried all of
+    /// the client's side; the stream then has nothing queued.
+    Call {
+        stream: Arc<Stream>,
+        args: Option<Bytes>,
+    },
     Refused,
+}
+
+/// Whether `data` is exactly one message (length prefix and body) of at most `max` bytes.
+fn is_one_message(data: &[u8], max: u32) -> bool {
+    let Some(prefix) = data.first_chunk::<PREFIX_LEN>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*prefix);
+    len <= max && PREFIX_LEN + len as usize == data.len()
 }
 
 /// A client's handle on a connection; the connection closes when the last one is dropped.
@@ -1090,10 +1160,71 @@ mod tests {
         found
     }
 
+    /// What `accept` made of an OPEN's payload: the arguments handed over whole, and the
+    /// messages the stream then yields.
+    async fn accepted(id: u32, data: Bytes, end_stream: bool) -> (Option<Bytes>, Vec<Bytes>) {
+        let (conn, _rx) = server();
+        let Accepted::Call { stream, args } = conn.accept(id, data, end_stream).unwrap() else {
+            panic!("call {id} refused")
+        };
+        let mut queued = Vec::new();
+        while let Some(msg) = poll_fn(|cx| conn.poll_recv(&stream, cx)).await {
+            queued.push(msg.unwrap());
+        }
+        (args, queued)
+    }
+
+    #[tokio::test]
+    async fn only_a_whole_unary_request_skips_the_stream_queue() {
+        // One message, then the end: handed over, and the stream has ended with nothing queued.
+        let (args, queued) = accepted(1, msg(b"\x91\x01"), true).await;
+        assert_eq!(args.as_deref(), Some(&b"\x91\x01"[..]));
+        assert!(queued.is_empty());
+
+        // Two messages, or one cut short, go through the stream, which judges them.
+        let mut two = msg(b"\x91\x01").to_vec();
+        two.extend_from_slice(&msg(b"\x91\x02"));
+        let (args, queued) = accepted(1, Bytes::from(two), true).await;
+        assert_eq!((args, queued.len()), (None, 2));
+        let (conn, _rx) = server();
+        let short = msg(b"\x91\x01").slice(..5);
+        let Accepted::Call { stream, args } = conn.accept(1, short, true).unwrap() else {
+            panic!()
+        };
+        assert!(args.is_none());
+        let cut = poll_fn(|cx| conn.poll_recv(&stream, cx)).await;
+        assert!(
+            matches!(&cut, Some(Err(s)) if s.code() == Code::InvalidArgument),
+            "{cut:?}"
+        );
+
+        // A stream that goes on keeps its first message in the queue.
+        let (conn, _rx) = server();
+        let Accepted::Call { stream, args } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
+            panic!()
+        };
+        assert!(args.is_none());
+        assert_eq!(conn.stats().buffered_bytes, 5);
+        let first = poll_fn(|cx| conn.poll_recv(&stream, cx)).await;
+        assert_eq!(first.unwrap().unwrap(), &b"\xc0"[..]);
+    }
+
+    #[test]
+    fn one_message_means_exactly_one_within_the_limit() {
+        assert!(is_one_message(&msg(b"abc"), 3));
+        assert!(is_one_message(&msg(b""), 0));
+        assert!(!is_one_message(&msg(b"abcd"), 3), "over the limit");
+        assert!(!is_one_message(&msg(b"abc")[..6], 3), "cut short");
+        assert!(!is_one_message(&[0, 0, 0], 3), "not even a prefix");
+        let mut two = msg(b"a").to_vec();
+        two.extend_from_slice(&msg(b"b"));
+        assert!(!is_one_message(&two, 3));
+    }
+
     #[tokio::test]
     async fn data_routed_to_a_stream_that_just_finished_is_dropped_not_kept() {
         let (conn, _rx) = server();
-        let Accepted::Call(stream) = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
+        let Accepted::Call { stream, .. } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
             panic!()
         };
         assert!(matches!(
@@ -1102,7 +1233,8 @@ mod tests {
         ));
         // The reader looked the stream up just before the call task finished it...
         let looked_up = conn.lookup(1).unwrap().expect("open");
-        conn.finish(&stream, Status::new(Code::Ok, ""), None).await;
+        conn.finish_all(&stream, Status::new(Code::Ok, ""), None)
+            .await;
         // ...and only then hands it the frame.
         let pushed = looked_up.push(msg(&[7; 1000]), false).unwrap();
         conn.pushed(1, pushed);
@@ -1117,7 +1249,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_error_before_the_reply_still_sends_a_close() {
         let (conn, mut rx) = server();
-        let Accepted::Call(stream) = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
+        let Accepted::Call { stream, .. } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
             panic!()
         };
         let _ = poll_fn(|cx| conn.poll_recv(&stream, cx)).await;
@@ -1128,7 +1260,7 @@ mod tests {
             data: Bytes::from_static(&[0xff; 4]),
         })
         .unwrap();
-        conn.finish(&stream, Status::new(Code::Ok, ""), Some(msg(b"\x01")))
+        conn.finish_all(&stream, Status::new(Code::Ok, ""), Some(msg(b"\x01")))
             .await;
         let closes = closes(&mut rx);
         assert_eq!(closes.len(), 1, "{closes:?}");
@@ -1208,7 +1340,7 @@ mod tests {
     /// Opens call `id` and, when `cancel`, cancels it as a client would; otherwise finishes it.
     /// `Err` is what the cancel did to the connection.
     async fn run_call(conn: &Arc<Shared>, id: u32, cancel: bool) -> Result<(), Violation> {
-        let Accepted::Call(stream) = conn.accept(id, msg(b"\xc0"), false).unwrap() else {
+        let Accepted::Call { stream, .. } = conn.accept(id, msg(b"\xc0"), false).unwrap() else {
             panic!("call {id} refused")
         };
         let result = if cancel {
@@ -1217,7 +1349,8 @@ mod tests {
                 code: Code::Cancelled,
             })
         } else {
-            conn.finish(&stream, Status::new(Code::Ok, ""), None).await;
+            conn.finish_all(&stream, Status::new(Code::Ok, ""), None)
+                .await;
             Ok(())
         };
         conn.handler_finished();

@@ -31,6 +31,7 @@ mod server;
 mod service;
 mod status;
 mod stream;
+mod task;
 pub mod transport;
 
 pub use client::{Client, ClientBuilder, ResponseStream};

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::connection::{Role, Shared, keepalive, reader, writer};
+use crate::task::AbortOnDrop;
 use crate::{Service, Status, handshake};
 
 /// A micro server: the services it offers and the limits it enforces.
@@ -364,7 +365,9 @@ async fn serve_connection<IO>(
             conn.config.keepalive_timeout,
         ));
     }
-    let mut reader = pin!(reader::run(conn.clone(), read));
+    // The reader is a task of its own, not a branch of the loop below: it is woken for every
+    // read, and each wake of this loop would poll the shutdown tokens too (a lock each).
+    let mut reader = AbortOnDrop::spawn(reader::run(conn.clone(), read));
     let mut draining = false;
     loop {
         let handler_done = conn.handler_done.notified();

@@ -164,6 +164,12 @@ impl Stream {
         Ok(Pushed { stored, grant })
     }
 
+    /// Ends the peer's side of a stream that never queued anything: its one message went to
+    /// the application directly (a unary request on the server).
+    pub(crate) fn end_recv_unqueued(&self) {
+        self.lock().recv_done = true;
+    }
+
     /// Ends the peer's side (CLOSE on the client). Messages queued before stay readable.
     pub(crate) fn end_recv(&self, result: Result<(), Status>) {
         let mut s = self.lock();
@@ -225,6 +231,12 @@ impl Stream {
             s.ends().recv = Some(Status::cancelled("the call has ended"));
         }
         s.inbound.discard()
+    }
+
+    /// If the receiving side has ended, drops what is left unread and returns its size.
+    pub(crate) fn discard_if_ended(&self) -> Option<u32> {
+        let mut s = self.lock();
+        s.recv_end().is_some().then(|| s.inbound.discard())
     }
 
     /// Bytes of send credit held now.
@@ -291,11 +303,6 @@ impl Stream {
             set_waker(&mut s.recv_waker, cx);
             Poll::Pending
         }
-    }
-
-    /// Whether the peer's side has ended (successfully or not).
-    pub(crate) fn recv_ended(&self) -> bool {
-        self.lock().recv_end().is_some()
     }
 
     /// The call's failure, if it failed before delivering any message (client side: lets

@@ -25,6 +25,7 @@ use super::{Client, Duplex, DuplexSender, ResponseStream};
 use crate::args::EncodeArgs;
 use crate::connection::{Connection, SendStreamError, send_stream};
 use crate::stream::Stream as CallStream;
+use crate::task::AbortOnDrop;
 use crate::{Metadata, Status, message};
 
 #[derive(Debug, Default)]
@@ -154,8 +155,8 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        if self.stream.recv_ended() {
-            self.conn.forget(&self.stream);
+        if self.conn.release(&self.stream) {
+            // The call had ended: nothing to tell the server.
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.cancel(Status::deadline_exceeded(
                 "the call's deadline passed on the client",
@@ -376,7 +377,7 @@ where
                 // Requests flow while the caller reads replies, so they get a task of their own,
                 // started before waiting for the server: a handler may read before it answers.
                 let (conn, stream) = (call.conn.clone(), call.stream.clone());
-                let sender = AbortOnDrop(tokio::spawn(async move {
+                let sender = AbortOnDrop::spawn(async move {
                     // The items are the caller's code: a panic there must end the call, not
                     // leave both sides waiting.
                     match AssertUnwindSafe(pump(&conn, &stream, items))
@@ -389,7 +390,7 @@ where
                             conn.cancel(&stream, Status::internal("the request stream panicked"));
                         }
                     }
-                }));
+                });
                 call.accepted().await?;
                 Ok((call, sender))
             })
@@ -414,16 +415,6 @@ where
             let sender = DuplexSender::new(call.conn.clone(), call.stream.clone());
             Ok(Duplex::new(sender, ResponseStream::new(call, None)))
         })
-    }
-}
-
-/// Aborts a background task when dropped.
-#[derive(Debug)]
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

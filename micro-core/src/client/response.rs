@@ -10,8 +10,9 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use tokio::time::Sleep;
 
-use super::call::{AbortOnDrop, Call, decode};
+use super::call::{Call, decode};
 use crate::Status;
+use crate::task::AbortOnDrop;
 
 /// The server's replies to a streaming call.
 ///

@@ -24,14 +24,22 @@ pub struct ServerCall {
     pub(crate) conn: Arc<Shared>,
     pub(crate) stream: Arc<Stream>,
     pub(crate) context: Context,
+    /// The arguments, when they came whole with the OPEN frame instead of through the stream.
+    pub(crate) args: Option<Bytes>,
 }
 
 impl ServerCall {
-    pub(crate) fn new(conn: Arc<Shared>, stream: Arc<Stream>, context: Context) -> ServerCall {
+    pub(crate) fn new(
+        conn: Arc<Shared>,
+        stream: Arc<Stream>,
+        context: Context,
+        args: Option<Bytes>,
+    ) -> ServerCall {
         ServerCall {
             conn,
             stream,
             context,
+            args,
         }
     }
 }
@@ -56,7 +64,7 @@ impl Drop for Running {
 ///
 /// The handler is inline, in the same box as this state, and the task holds only that box
 /// (see [`HandlerFuture`]): an idle call costs one allocation for all of it, and a task of the
-/// smallest size. The end of the call runs in a box of its own.
+/// smallest size. Ending the call takes no box unless its reply must wait for credit.
 pub(crate) fn run<F>(
     conn: Arc<Shared>,
     stream: Arc<Stream>,
@@ -83,7 +91,8 @@ pin_project! {
         running: Running,
         stream: Arc<Stream>,
         sleep: Option<Pin<Box<Sleep>>>,
-        // Sending the final status, once the handler is gone.
+        // Sending a reply that waits for credit, then the final status, once the handler is
+        // gone.
         end: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
         #[pin]
         handler: Option<F>,
@@ -120,9 +129,15 @@ where
             *this.sleep = None;
             let conn = &this.running.0;
             let (status, reply) = conclude(conn, this.stream, outcome, || this.handler.set(None));
+            // Usually the reply fits in the CLOSE frame and the call ends here; a reply that
+            // must wait for credit goes out from a box of its own.
+            let (status, reply) = match conn.finish(this.stream, status, reply) {
+                None => return Poll::Ready(()),
+                Some(rest) => rest,
+            };
             let (conn, stream) = (conn.clone(), this.stream.clone());
             *this.end = Some(Box::pin(async move {
-                conn.finish(&stream, status, reply).await;
+                conn.finish_sending(&stream, status, reply).await;
             }));
         }
         let end = this.end.as_mut().expect("set above");

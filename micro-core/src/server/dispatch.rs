@@ -30,16 +30,17 @@ pub(crate) fn open(
         ));
         return refuse(conn, id, status, data.len());
     };
-    let stream = match conn.accept(id, data, end_stream)? {
-        Accepted::Call(stream) => stream,
+    let (stream, args) = match conn.accept(id, data, end_stream)? {
+        Accepted::Call { stream, args } => (stream, args),
         Accepted::Refused => return Ok(()),
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     let context = Context::new(route.method.full_name, metadata, deadline, conn.peer_addr);
     // The call's whole task, handler included (see `call::run`).
-    let mut task = route
-        .service
-        .call(route.index, ServerCall::new(conn.clone(), stream, context));
+    let mut task = route.service.call(
+        route.index,
+        ServerCall::new(conn.clone(), stream, context, args),
+    );
     if conn.single_threaded {
         // On a single-threaded runtime a task of its own gains a call no parallelism, only
         // its cost (spawning, scheduling, polling and freeing it: ~2,500 instructions, a

@@ -61,15 +61,16 @@ where
                 ServeProj::Running { method } => return method.poll(cx),
                 ServeProj::Started => panic!("the handler was polled after it failed"),
                 // The call's first message: the method's plain arguments.
-                ServeProj::Args { call, names, .. } => {
-                    match ready!(call.conn.poll_recv(&call.stream, cx)) {
+                ServeProj::Args { call, names, .. } => match call.args.take() {
+                    Some(body) => A::decode_args(names, &body),
+                    None => match ready!(call.conn.poll_recv(&call.stream, cx)) {
                         Some(Ok(body)) => A::decode_args(names, &body),
                         Some(Err(status)) => Err(status),
                         None => Err(Status::invalid_argument(
                             "the call ended before its arguments arrived",
                         )),
-                    }
-                }
+                    },
+                },
             };
             let ServeOwned::Args { call, start, .. } =
                 self.as_mut().project_replace(Serve::Started)
@@ -188,6 +189,7 @@ where
             conn,
             stream,
             context,
+            ..
         } = call;
         f(context, args, Replies { conn, stream })
     })
@@ -212,6 +214,7 @@ where
             conn,
             stream,
             context,
+            ..
         } = call;
         f(context, args, RequestStream::new(conn, stream))
             .map(|reply| Ok(Some(message::encode(&reply.map_err(Into::into)?)?)))
@@ -235,6 +238,7 @@ where
             conn,
             stream,
             context,
+            ..
         } = call;
         let requests = RequestStream::new(conn.clone(), stream.clone());
         f(context, args, requests, Replies { conn, stream })
