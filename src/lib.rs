@@ -67,7 +67,7 @@ pub use micro_macros::service;
 pub mod client {
     pub use micro_core::client::{
         BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender,
-        ServerStreamingCall, UnaryCall,
+        ServerStreamingCall, UnaryCall, UnaryFuture,
     };
 }
 

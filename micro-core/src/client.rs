@@ -7,7 +7,7 @@ mod response;
 
 pub(crate) use call::Request;
 pub use call::{
-    BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall,
+    BidiStreamingCall, ClientStreamingCall, DuplexCall, ServerStreamingCall, UnaryCall, UnaryFuture,
 };
 pub use duplex::{Duplex, DuplexSender};
 pub use response::ResponseStream;
@@ -98,9 +98,14 @@ impl Client {
         self.inner.timeout
     }
 
+    /// The current connection, if new calls can use it.
+    pub(crate) fn usable_connection(&self) -> Option<Connection> {
+        self.current().filter(|c| c.is_usable())
+    }
+
     /// The connection new calls should use, reconnecting if the last one is gone.
     pub(crate) async fn connection(&self) -> Result<Connection, Status> {
-        if let Some(conn) = self.current().filter(|c| c.is_usable()) {
+        if let Some(conn) = self.usable_connection() {
             return Ok(conn);
         }
         let Some(connect) = &self.inner.connect else {
@@ -108,7 +113,7 @@ impl Client {
             return Err(why.unwrap_or_else(|| Status::unavailable("the connection is closed")));
         };
         let mut backoff = self.inner.reconnect.lock().await;
-        if let Some(conn) = self.current().filter(|c| c.is_usable()) {
+        if let Some(conn) = self.usable_connection() {
             return Ok(conn);
         }
         let now = tokio::time::Instant::now();

@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture, poll_fn};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::{Client, Duplex, DuplexSender, ResponseStream};
 use crate::args::EncodeArgs;
@@ -71,12 +71,29 @@ impl Request {
 
     /// Opens the call and sends its arguments.
     async fn start(self, deadline: Option<Instant>, end_stream: bool) -> Result<Call, Status> {
-        let args = self.args?;
         let conn = self.client.connection().await?;
         // Opening counts against the task's cooperative budget: a task that opens calls in a
         // loop yields now and then, so the writer sends the OPEN frames instead of a queue
         // holding every one of them (memory the queue does not give back).
         tokio::task::coop::consume_budget().await;
+        let (call, rest) = self.open(conn, deadline, end_stream)?;
+        if let Some(args) = rest {
+            call.conn
+                .send_message(&call.stream, args, end_stream)
+                .await?;
+        }
+        Ok(call)
+    }
+
+    /// Opens the call on `conn`. The arguments go in the OPEN frame when they fit; otherwise
+    /// they are returned, to be sent next.
+    fn open(
+        self,
+        conn: Connection,
+        deadline: Option<Instant>,
+        end_stream: bool,
+    ) -> Result<(Call, Option<Bytes>), Status> {
+        let args = self.args?;
         // What is left of the deadline travels with the call.
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let (stream, rest) = conn.open(
@@ -91,12 +108,7 @@ impl Request {
             stream,
             deadline,
         };
-        if let Some(args) = rest {
-            call.conn
-                .send_message(&call.stream, args, end_stream)
-                .await?;
-        }
-        Ok(call)
+        Ok((call, rest))
     }
 }
 
@@ -117,10 +129,6 @@ impl Call {
         self.conn.poll_recv(&self.stream, cx)
     }
 
-    async fn recv(&self) -> Option<Result<Bytes, Status>> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
     /// Waits until the server accepted, answered or refused the call.
     async fn accepted(&self) -> Result<(), Status> {
         poll_fn(|cx| self.stream.poll_started(cx)).await;
@@ -132,19 +140,30 @@ impl Call {
 
     /// The single reply of a unary or client-streaming call.
     async fn reply<R: DeserializeOwned>(&self) -> Result<R, Status> {
-        let body = match self.recv().await {
-            Some(Ok(body)) => body,
-            Some(Err(status)) => return Err(status),
-            None => {
-                return Err(Status::internal(
-                    "the server ended the call without a reply",
-                ));
-            }
-        };
-        match self.recv().await {
-            None => decode(&body),
-            Some(Err(status)) => Err(status),
-            Some(Ok(_)) => Err(Status::internal("the server sent more than one reply")),
+        let mut reply = None;
+        let body = poll_fn(|cx| self.poll_reply(cx, &mut reply)).await?;
+        decode(&body)
+    }
+
+    /// Polls for the single reply of a call. `reply` keeps the message until the end of the
+    /// call confirms it was the only one.
+    fn poll_reply(
+        &self,
+        cx: &mut TaskContext<'_>,
+        reply: &mut Option<Bytes>,
+    ) -> Poll<Result<Bytes, Status>> {
+        loop {
+            return Poll::Ready(match std::task::ready!(self.poll_recv(cx)) {
+                Some(Ok(body)) if reply.is_none() => {
+                    *reply = Some(body);
+                    continue;
+                }
+                Some(Ok(_)) => Err(Status::internal("the server sent more than one reply")),
+                Some(Err(status)) => Err(status),
+                None => reply
+                    .take()
+                    .ok_or_else(|| Status::internal("the server ended the call without a reply")),
+            });
         }
     }
 
@@ -301,18 +320,136 @@ call_options!(
 
 impl<R: DeserializeOwned + Send + 'static> IntoFuture for UnaryCall<R> {
     type Output = Result<R, Status>;
-    type IntoFuture = BoxFuture<'static, Result<R, Status>>;
+    type IntoFuture = UnaryFuture<R>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let deadline = self.request.deadline();
-            with_deadline(deadline, async {
-                let call = self.request.start(deadline, true).await?;
-                call.reply().await
-            })
-            .await
-        })
+    fn into_future(self) -> UnaryFuture<R> {
+        UnaryFuture {
+            state: Unary::Start(self.request),
+            _reply: PhantomData,
+        }
     }
+}
+
+/// A unary call running: what `.await` on a [`UnaryCall`] polls. Dropping it before the reply
+/// came cancels the call on the server.
+///
+/// Written out rather than boxed: the common call (connected, arguments that fit in the OPEN
+/// frame) takes no allocation of its own, and only one with a deadline holds a timer.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct UnaryFuture<R> {
+    state: Unary,
+    _reply: PhantomData<fn() -> R>,
+}
+
+enum Unary {
+    /// Not polled yet.
+    Start(Request),
+    /// The request went out in the OPEN frame: waiting for the reply (kept in `reply` until
+    /// the end of the call confirms it was the only one).
+    Waiting {
+        call: Call,
+        reply: Option<Bytes>,
+        deadline: Option<Pin<Box<Sleep>>>,
+    },
+    /// Everything else, as `async` code in a box: connecting first, or arguments too large for
+    /// the OPEN frame.
+    Boxed(BoxFuture<'static, Result<Bytes, Status>>),
+    Done,
+}
+
+impl<R> fmt::Debug for UnaryFuture<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("UnaryFuture");
+        match &self.state {
+            Unary::Start(request) => d.field("method", &request.method).field("state", &"start"),
+            Unary::Waiting { call, .. } => d
+                .field("stream", &call.stream.id)
+                .field("state", &"waiting for the reply"),
+            Unary::Boxed(_) => d.field("state", &"connecting or sending"),
+            Unary::Done => d.field("state", &"done"),
+        };
+        d.finish()
+    }
+}
+
+impl<R: DeserializeOwned> Future for UnaryFuture<R> {
+    type Output = Result<R, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R, Status>> {
+        let state = &mut self.get_mut().state;
+        let reply = loop {
+            break match state {
+                Unary::Start(_) => {
+                    // As in `Request::start`, opening counts against the cooperative budget.
+                    let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                    coop.made_progress();
+                    let Unary::Start(request) = std::mem::replace(state, Unary::Done) else {
+                        unreachable!("matched above")
+                    };
+                    match start_unary(request) {
+                        Ok(started) => {
+                            *state = started;
+                            continue;
+                        }
+                        Err(status) => Err(status),
+                    }
+                }
+                Unary::Waiting {
+                    call,
+                    reply,
+                    deadline,
+                } => match call.poll_reply(cx, reply) {
+                    Poll::Ready(reply) => reply,
+                    Poll::Pending => {
+                        let passed = deadline
+                            .as_mut()
+                            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                        if !passed {
+                            return Poll::Pending;
+                        }
+                        Err(Status::deadline_exceeded("the call's deadline passed"))
+                    }
+                },
+                Unary::Boxed(fut) => std::task::ready!(fut.as_mut().poll(cx)),
+                Unary::Done => panic!("a unary call was polled after it completed"),
+            };
+        };
+        // Dropping the call here releases it, or cancels it if it failed on this side.
+        *state = Unary::Done;
+        Poll::Ready(reply.and_then(|body| decode(&body)))
+    }
+}
+
+/// Starts a unary call: without waiting when its connection is up and its arguments fit in
+/// the OPEN frame (then only a deadline costs an allocation: its timer), else in a box.
+fn start_unary(request: Request) -> Result<Unary, Status> {
+    let deadline = request.deadline();
+    let Some(conn) = request.client.usable_connection() else {
+        return Ok(Unary::Boxed(Box::pin(with_deadline(
+            deadline,
+            async move {
+                let call = request.start(deadline, true).await?;
+                let mut reply = None;
+                poll_fn(|cx| call.poll_reply(cx, &mut reply)).await
+            },
+        ))));
+    };
+    let (call, rest) = request.open(conn, deadline, true)?;
+    if let Some(args) = rest {
+        return Ok(Unary::Boxed(Box::pin(with_deadline(
+            deadline,
+            async move {
+                call.conn.send_message(&call.stream, args, true).await?;
+                let mut reply = None;
+                poll_fn(|cx| call.poll_reply(cx, &mut reply)).await
+            },
+        ))));
+    }
+    Ok(Unary::Waiting {
+        call,
+        reply: None,
+        deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+    })
 }
 
 impl<R: DeserializeOwned + Send + 'static> IntoFuture for ServerStreamingCall<R> {
