@@ -8,7 +8,7 @@ use std::future::IntoFuture;
 use common::{Blob, LabClient, LabServer};
 use micro::client::{
     BidiStreamingCall, ClientStreamingCall, Duplex, DuplexCall, DuplexSender, ServerStreamingCall,
-    UnaryCall,
+    UnaryCall, UnaryFuture,
 };
 use micro::{Client, Context, Metadata, RequestStream, ResponseStream, ServerBuilder, Status};
 
@@ -60,4 +60,7 @@ fn calls_can_be_spawned() {
     send_future::<BidiStreamingCall<u64, Blob>>();
     send_future::<DuplexCall<u64, Blob>>();
     send::<UnaryCall<Blob>>();
+    // A unary call's future can sit in a `select!` or a struct without being pinned first, as
+    // the boxed future it replaced could.
+    unpin::<UnaryFuture<Blob>>();
 }
