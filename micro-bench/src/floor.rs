@@ -158,11 +158,10 @@ pub(crate) fn run() -> Result<()> {
     };
     let mut medians = Vec::new();
     for phase in Phase::ALL {
-        let mut runs = (0..RUNS)
+        let runs = (0..RUNS)
             .map(|_| phase.run(&inputs))
             .collect::<Result<Vec<f64>>>()?;
-        runs.sort_by(f64::total_cmp);
-        let median = runs[RUNS / 2];
+        let median = crate::report::median(runs).expect("RUNS > 0");
         medians.push(median);
         println!(
             "| {} | {} | {:.0} |",

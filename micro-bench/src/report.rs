@@ -78,17 +78,7 @@ impl Samples {
 
     /// The median of metric `index` over the repetitions, if there were any.
     pub(crate) fn median(&self, index: usize) -> Option<f64> {
-        let mut values: Vec<f64> = self.runs.iter().map(|run| run[index]).collect();
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let mid = values.len() / 2;
-        Some(if values.len() % 2 == 1 {
-            values[mid]
-        } else {
-            (values[mid - 1] + values[mid]) / 2.0
-        })
+        median(self.runs.iter().map(|run| run[index]).collect())
     }
 
     /// Every repetition's value of metric `index`, e.g. `101 / 99.2 / 100`.
@@ -206,6 +196,20 @@ fn or_error(samples: &Samples, text: String) -> String {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count), if there are any.
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
 /// `1234567.8` as `1,234,568`; values below 100 keep one decimal.
 pub(crate) fn format_value(value: f64) -> String {
     if value.abs() < 100.0 {
@@ -228,6 +232,13 @@ pub(crate) fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(Vec::new()), None);
+    }
 
     #[test]
     fn values_are_grouped_by_thousands() {

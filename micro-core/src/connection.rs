@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -373,18 +373,19 @@ impl Shared {
         ));
         // A unary request (the arguments, then the end) goes to the handler as it is: queueing
         // it in the stream only for the handler to take it out again costs an allocation.
-        let args = if end_stream && is_one_message(&data, self.config.max_message_size) {
-            stream.end_recv_unqueued();
-            let mut args = data;
-            args.advance(PREFIX_LEN);
-            Some(args)
-        } else {
+        let (args, queue) = match end_stream {
+            true => match stream.take_sole_message(data) {
+                Ok(args) => (Some(args), None),
+                Err(data) => (None, Some(data)),
+            },
+            false => (None, Some(data)),
+        };
+        if let Some(data) = queue {
             match stream.push(data, end_stream) {
                 Ok(pushed) => self.pushed(id, pushed),
                 Err(err) => return refuse(err.judge(id)?),
             }
-            None
-        };
+        }
         table.streams.insert(id, stream.clone());
         self.running.fetch_add(1, Ordering::AcqRel);
         Ok(Accepted::Call { stream, args })
@@ -1057,15 +1058,6 @@ pub(crate) enum Accepted {
     Refused,
 }
 
-/// Whether `data` is exactly one message (length prefix and body) of at most `max` bytes.
-fn is_one_message(data: &[u8], max: u32) -> bool {
-    let Some(prefix) = data.first_chunk::<PREFIX_LEN>() else {
-        return false;
-    };
-    let len = u32::from_be_bytes(*prefix);
-    len <= max && PREFIX_LEN + len as usize == data.len()
-}
-
 /// A client's handle on a connection; the connection closes when the last one is dropped.
 #[derive(Clone, Debug)]
 pub(crate) struct Connection(Arc<Handle>);
@@ -1210,15 +1202,12 @@ mod tests {
     }
 
     #[test]
-    fn one_message_means_exactly_one_within_the_limit() {
-        assert!(is_one_message(&msg(b"abc"), 3));
-        assert!(is_one_message(&msg(b""), 0));
-        assert!(!is_one_message(&msg(b"abcd"), 3), "over the limit");
-        assert!(!is_one_message(&msg(b"abc")[..6], 3), "cut short");
-        assert!(!is_one_message(&[0, 0, 0], 3), "not even a prefix");
-        let mut two = msg(b"a").to_vec();
-        two.extend_from_slice(&msg(b"b"));
-        assert!(!is_one_message(&two, 3));
+    fn a_whole_unary_request_over_the_stream_window_is_still_a_flow_control_error() {
+        // The server's window (`Config::default`) is 2 MiB; its message limit is 4 MiB.
+        let (conn, _rx) = server();
+        let body = vec![0u8; (2 << 20) + 1];
+        let err = conn.accept(1, msg(&body), true).unwrap_err();
+        assert!(err.contains("over its window"), "{err}");
     }
 
     #[tokio::test]

@@ -164,10 +164,18 @@ impl Stream {
         Ok(Pushed { stored, grant })
     }
 
-    /// Ends the peer's side of a stream that never queued anything: its one message went to
-    /// the application directly (a unary request on the server).
-    pub(crate) fn end_recv_unqueued(&self) {
-        self.lock().recv_done = true;
+    /// Takes the peer's last payload (END_STREAM) when it is exactly one message, as
+    /// [`Inbound::take_sole`] judges: the peer's side ends, and the message comes back for the
+    /// application to take directly (a unary request on the server). Otherwise `data` comes
+    /// back, for [`push`](Self::push).
+    pub(crate) fn take_sole_message(&self, data: Bytes) -> Result<Bytes, Bytes> {
+        let mut s = self.lock();
+        if s.recv_end().is_some() {
+            return Err(data);
+        }
+        let body = s.inbound.take_sole(data)?;
+        s.recv_done = true;
+        Ok(body)
     }
 
     /// Ends the peer's side (CLOSE on the client). Messages queued before stay readable.

@@ -140,9 +140,13 @@ impl Call {
 
     /// The single reply of a unary or client-streaming call.
     async fn reply<R: DeserializeOwned>(&self) -> Result<R, Status> {
+        decode(&self.reply_body().await?)
+    }
+
+    /// The single reply's message, undecoded.
+    async fn reply_body(&self) -> Result<Bytes, Status> {
         let mut reply = None;
-        let body = poll_fn(|cx| self.poll_reply(cx, &mut reply)).await?;
-        decode(&body)
+        poll_fn(|cx| self.poll_reply(cx, &mut reply)).await
     }
 
     /// Polls for the single reply of a call. `reply` keeps the message until the end of the
@@ -427,11 +431,7 @@ fn start_unary(request: Request) -> Result<Unary, Status> {
     let Some(conn) = request.client.usable_connection() else {
         return Ok(Unary::Boxed(Box::pin(with_deadline(
             deadline,
-            async move {
-                let call = request.start(deadline, true).await?;
-                let mut reply = None;
-                poll_fn(|cx| call.poll_reply(cx, &mut reply)).await
-            },
+            async move { request.start(deadline, true).await?.reply_body().await },
         ))));
     };
     let (call, rest) = request.open(conn, deadline, true)?;
@@ -440,8 +440,7 @@ fn start_unary(request: Request) -> Result<Unary, Status> {
             deadline,
             async move {
                 call.conn.send_message(&call.stream, args, true).await?;
-                let mut reply = None;
-                poll_fn(|cx| call.poll_reply(cx, &mut reply)).await
+                call.reply_body().await
             },
         ))));
     }

@@ -232,24 +232,23 @@ mod tests {
         sizes
     }
 
-    /// Items that count against the task's budget themselves, as another call's messages do.
-    struct Budgeted(u32);
-
-    impl futures::Stream for Budgeted {
-        type Item = Result<u32, Status>;
-
-        fn poll_next(
-            mut self: Pin<&mut Self>,
-            cx: &mut TaskContext<'_>,
-        ) -> Poll<Option<Self::Item>> {
-            if self.0 == 0 {
+    /// `n` items that count against the task's budget themselves, as another call's messages
+    /// do.
+    fn budgeted(mut n: u32) -> impl futures::Stream<Item = Result<u32, Status>> {
+        futures::stream::poll_fn(move |cx| {
+            if n == 0 {
                 return Poll::Ready(None);
             }
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
             coop.made_progress();
-            self.0 -= 1;
-            Poll::Ready(Some(Ok(self.0)))
-        }
+            n -= 1;
+            Poll::Ready(Some(Ok(n)))
+        })
+    }
+
+    /// Bytes of the items `0..n` as messages.
+    fn encoded_len(n: u32) -> usize {
+        (0..n).map(|i| message::encode(&i).unwrap().len()).sum()
     }
 
     /// A client connection with one open call, whose peer grants 8 MiB of credit.
@@ -275,31 +274,22 @@ mod tests {
 
     #[tokio::test]
     async fn items_that_run_out_of_budget_themselves_are_batched_too() {
-        let sizes = sent_sizes(Budgeted(20_000)).await;
+        let sizes = sent_sizes(budgeted(20_000)).await;
         let (_, full) = sizes.split_last().unwrap();
         assert!(full.iter().all(|&n| n >= HOLD_BYTES), "{sizes:?}");
-        let expected: usize = (0..20_000u32)
-            .map(|i| message::encode(&i).unwrap().len())
-            .sum();
-        assert_eq!(sizes.iter().sum::<usize>(), expected);
+        assert_eq!(sizes.iter().sum::<usize>(), encoded_len(20_000));
     }
 
     /// One item, then (second poll) uses up the task's budget without deferring a wake and
     /// waits on something that never wakes it.
-    struct ThenStuck(u32);
-
-    impl futures::Stream for ThenStuck {
-        type Item = Result<u32, Status>;
-
-        fn poll_next(
-            mut self: Pin<&mut Self>,
-            cx: &mut TaskContext<'_>,
-        ) -> Poll<Option<Self::Item>> {
-            self.0 += 1;
-            if self.0 == 1 {
+    fn then_stuck() -> impl futures::Stream<Item = Result<u32, Status>> {
+        let mut polls = 0;
+        futures::stream::poll_fn(move |cx| {
+            polls += 1;
+            if polls == 1 {
                 return Poll::Ready(Some(Ok(7)));
             }
-            if self.0 == 2 {
+            if polls == 2 {
                 while tokio::task::coop::has_budget_remaining() {
                     if let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) {
                         coop.made_progress();
@@ -307,13 +297,13 @@ mod tests {
                 }
             }
             Poll::Pending
-        }
+        })
     }
 
     #[tokio::test]
     async fn a_batch_held_when_the_items_wait_for_good_is_still_sent() {
         let (conn, stream, mut rx) = open_call();
-        let sender = tokio::spawn(send_stream(conn, stream, ThenStuck(0)));
+        let sender = tokio::spawn(send_stream(conn, stream, then_stuck()));
         let sent = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
                 let sizes = data_sizes(&mut rx);
@@ -353,7 +343,6 @@ mod tests {
         assert!(full.iter().all(|&n| n >= HOLD_BYTES), "{sizes:?}");
         // Every item arrived, in order (each is a 4-byte prefix and a MessagePack integer).
         let total: usize = sizes.iter().sum();
-        let expected: usize = (0..items).map(|i| message::encode(&i).unwrap().len()).sum();
-        assert_eq!((total, *last > 0), (expected, true));
+        assert_eq!((total, *last > 0), (encoded_len(items), true));
     }
 }

@@ -100,6 +100,27 @@ impl Inbound {
         }
     }
 
+    /// Takes the peer's last payload when it is exactly one message that nothing is queued
+    /// before, within the window and the size limit: the message comes back for the
+    /// application to take directly, and nothing is held. Otherwise `data` comes back as it
+    /// was, for [`push`](Self::push) to queue or to judge.
+    pub(crate) fn take_sole(&mut self, data: Bytes) -> Result<Bytes, Bytes> {
+        let nothing_before = self.queue.is_empty() && matches!(self.partial, Partial::None);
+        let within_window = data.len() <= (self.window - self.outstanding) as usize;
+        let whole = data
+            .first_chunk::<PREFIX_LEN>()
+            .map(|prefix| u32::from_be_bytes(*prefix))
+            .is_some_and(|len| {
+                self.check_len(len).is_ok() && PREFIX_LEN + len as usize == data.len()
+            });
+        if !(nothing_before && within_window && whole) {
+            return Err(data);
+        }
+        let mut body = data;
+        body.advance(PREFIX_LEN);
+        Ok(body)
+    }
+
     /// Takes a DATA payload. Returns how many bytes were released at once (for the connection's
     /// books). After an error the stream is unusable: the caller discards it.
     pub(crate) fn push(&mut self, data: Bytes) -> Result<u32, InboundError> {
@@ -439,6 +460,36 @@ mod tests {
             }
         }
         assert_eq!(inbound.pop().unwrap().0, &body[..]);
+    }
+
+    #[test]
+    fn only_exactly_one_message_within_the_window_and_the_limit_is_taken_whole() {
+        let mut inbound = Inbound::new(100, 10);
+        let body = inbound.take_sole(Bytes::from(msg(b"abc"))).unwrap();
+        assert_eq!(body, &b"abc"[..]);
+        assert_eq!(inbound.take_sole(Bytes::from(msg(b""))).unwrap(), &b""[..]);
+        assert_eq!((inbound.held, inbound.has_message()), (0, false));
+
+        let mut two = msg(b"a");
+        two.extend_from_slice(&msg(b"b"));
+        let over_limit = msg(&[1; 11]);
+        let cut_short = msg(b"abc")[..6].to_vec();
+        for data in [two, over_limit, cut_short, vec![0, 0, 0]] {
+            let back = inbound.take_sole(Bytes::from(data.clone())).unwrap_err();
+            assert_eq!(back, data, "handed back as it was");
+        }
+        // Over the window: left for `push`, which calls it a flow-control error.
+        let mut small = Inbound::new(6, 10);
+        let data = Bytes::from(msg(b"abc"));
+        let back = small.take_sole(data).unwrap_err();
+        assert!(matches!(
+            small.push(back),
+            Err(InboundError::FlowControl { .. })
+        ));
+        // Behind a message already queued or being assembled: its place is after it.
+        let mut queued = Inbound::new(100, 10);
+        queued.push(Bytes::from(msg(b"x")[..3].to_vec())).unwrap();
+        assert!(queued.take_sole(Bytes::from(msg(b"y"))).is_err());
     }
 
     #[test]
