@@ -35,6 +35,7 @@ use crate::frame::Frame;
 use crate::handshake::PeerSettings;
 use crate::message::PREFIX_LEN;
 use crate::server::Router;
+use crate::stream::run::Run;
 use crate::stream::{MAX_CREDIT, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 use budget::CancelBudget;
@@ -721,6 +722,52 @@ impl Shared {
         polled.poll
     }
 
+    /// The next message of `stream` for a reader of many messages (a streaming call's items),
+    /// read by `read` out of the reader's `run`. The run is refilled from the stream's queue
+    /// only when used up, so the messages of one DATA payload cost one lock of the stream
+    /// between them, and each is read where it arrived.
+    pub(crate) fn poll_read<R>(
+        &self,
+        stream: &Stream,
+        run: &mut Run,
+        cx: &mut TaskContext<'_>,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Poll<Option<Result<R, Status>>> {
+        // Each message counts against the task's cooperative budget, as in `poll_recv`.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        loop {
+            if !run.is_empty() {
+                if !stream.discarded() {
+                    coop.made_progress();
+                    return Poll::Ready(Some(Ok(run.read_next(read))));
+                }
+                // The call failed or ended here: the rest of the run is dropped with what
+                // was queued, and the reader gets the call's end below.
+                run.take_owed();
+            }
+            let polled = stream.poll_run(cx, run);
+            if let Some(increment) = polled.grant {
+                self.push(Frame::Credit {
+                    id: stream.id,
+                    increment,
+                });
+            }
+            self.unbuffer(polled.taken);
+            return match polled.poll {
+                Poll::Ready(Some(Ok(()))) => continue,
+                Poll::Ready(Some(Err(status))) => {
+                    coop.made_progress();
+                    Poll::Ready(Some(Err(status)))
+                }
+                Poll::Ready(None) => {
+                    coop.made_progress();
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
     /// Does the flow-control work a DATA payload caused.
     fn pushed(&self, id: u32, pushed: Pushed) {
         if let Some(increment) = pushed.grant {
@@ -1199,6 +1246,35 @@ mod tests {
         assert_eq!(conn.stats().buffered_bytes, 5);
         let first = poll_fn(|cx| conn.poll_recv(&stream, cx)).await;
         assert_eq!(first.unwrap().unwrap(), &b"\xc0"[..]);
+    }
+
+    #[tokio::test]
+    async fn a_streaming_reader_reads_a_payload_as_one_run_until_the_call_fails_here() {
+        let (conn, _rx) = server();
+        let mut wire = msg(b"\x01").to_vec();
+        wire.extend_from_slice(&msg(b"\x02"));
+        wire.extend_from_slice(&msg(b"\x03"));
+        let Accepted::Call { stream, .. } = conn.accept(1, Bytes::from(wire), false).unwrap()
+        else {
+            panic!()
+        };
+        let mut run = Run::default();
+        let mut next =
+            async || poll_fn(|cx| conn.poll_read(&stream, &mut run, cx, <[u8]>::to_vec)).await;
+        assert_eq!(next().await.unwrap().unwrap(), [1]);
+        assert_eq!(
+            conn.stats().buffered_bytes,
+            0,
+            "the whole payload left the stream's buffer at once"
+        );
+        assert_eq!(next().await.unwrap().unwrap(), [2]);
+        // The handler fails the call: the message left in its run goes with the rest.
+        conn.abort_call(&stream, Status::cancelled("gone"));
+        let failed = next().await;
+        assert!(
+            matches!(&failed, Some(Err(s)) if s.code() == Code::Cancelled),
+            "{failed:?}"
+        );
     }
 
     #[test]

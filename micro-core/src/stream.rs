@@ -1,19 +1,25 @@
 //! The state one stream shares between the connection's reader and the call's handles.
 
 pub(crate) mod inbound;
+pub(crate) mod run;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use bytes::Bytes;
 
 use crate::Status;
 use inbound::{Inbound, InboundError};
+use run::Run;
 
 /// One call's stream: what arrived for it and what it may still send.
 #[derive(Debug)]
 pub(crate) struct Stream {
     pub(crate) id: u32,
+    /// What arrived was dropped unread (the call failed or ended here): a reader must not
+    /// read on from a [`Run`] it took before. Read without the lock, once per message.
+    discarded: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -96,10 +102,11 @@ pub(crate) struct Pushed {
     pub(crate) grant: Option<u32>,
 }
 
-/// The outcome of polling a stream for its next message, with the flow-control work it caused.
+/// The outcome of polling a stream for its next message (or [`Run`] of messages), with the
+/// flow-control work it caused.
 #[derive(Debug)]
-pub(crate) struct Polled {
-    pub(crate) poll: Poll<Option<Result<Bytes, Status>>>,
+pub(crate) struct Polled<T = Bytes> {
+    pub(crate) poll: Poll<Option<Result<T, Status>>>,
     /// Bytes that left the stream's buffer.
     pub(crate) taken: u32,
     /// A stream credit grant to send.
@@ -110,6 +117,7 @@ impl Stream {
     pub(crate) fn new(id: u32, recv_window: u32, max_message: u32, send_credit: u32) -> Stream {
         Stream {
             id,
+            discarded: AtomicBool::new(false),
             state: Mutex::new(State {
                 inbound: Inbound::new(recv_window, max_message),
                 recv_waker: None,
@@ -211,7 +219,7 @@ impl Stream {
     /// stopped. Returns the bytes dropped from its buffer.
     pub(crate) fn fail(&self, status: Status) -> u32 {
         let mut s = self.lock();
-        let dropped = s.inbound.discard();
+        let dropped = self.discard_inbound(&mut s);
         s.started = true;
         let send_ended = s.send_ended();
         let ends = s.ends();
@@ -238,13 +246,26 @@ impl Stream {
         if s.recv_end().is_none() {
             s.ends().recv = Some(Status::cancelled("the call has ended"));
         }
-        s.inbound.discard()
+        self.discard_inbound(&mut s)
     }
 
     /// If the receiving side has ended, drops what is left unread and returns its size.
     pub(crate) fn discard_if_ended(&self) -> Option<u32> {
         let mut s = self.lock();
-        s.recv_end().is_some().then(|| s.inbound.discard())
+        s.recv_end().is_some().then(|| self.discard_inbound(&mut s))
+    }
+
+    /// Drops everything that arrived, a reader's [`Run`] included. Returns the bytes dropped
+    /// from the buffer.
+    fn discard_inbound(&self, s: &mut State) -> u32 {
+        self.discarded.store(true, Ordering::Relaxed);
+        s.inbound.discard()
+    }
+
+    /// Whether what arrived was dropped unread: a [`Run`] taken before must not be read on.
+    #[inline]
+    pub(crate) fn discarded(&self) -> bool {
+        self.discarded.load(Ordering::Relaxed)
     }
 
     /// Bytes of send credit held now.
@@ -260,20 +281,43 @@ impl Stream {
 
     /// The next message, the end of the peer's side (`None`), or why the call failed.
     pub(crate) fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Polled {
+        self.poll_take(cx, 0, |inbound| {
+            inbound
+                .pop()
+                .map(|(body, _)| (crate::message::PREFIX_LEN + body.len(), body))
+        })
+    }
+
+    /// Like [`poll_recv`](Self::poll_recv), for a reader of many messages: refills `run` with
+    /// the next run of whole messages, all taken with one lock. The run's previous messages
+    /// were read: their window is released now that the reader comes back for more.
+    pub(crate) fn poll_run(&self, cx: &mut TaskContext<'_>, run: &mut Run) -> Polled<()> {
+        self.poll_take(cx, run.take_owed(), |inbound| {
+            inbound.take_run(run).map(|taken| (taken, ()))
+        })
+    }
+
+    /// Polls for what `take` takes from the queue: with `taken` bytes, it is the next item.
+    /// `release` bytes of window are released first.
+    fn poll_take<T>(
+        &self,
+        cx: &mut TaskContext<'_>,
+        release: u32,
+        take: impl FnOnce(&mut Inbound) -> Option<(usize, T)>,
+    ) -> Polled<T> {
         let mut s = self.lock();
+        // Once the peer's side ended, no more credit is due (and a discard reset the books).
+        let open = s.recv_end().is_none();
+        if open {
+            s.inbound.release(release);
+        }
         // Messages that arrived before the end come first, even before an error (a local
         // failure discards them, so they are only ever the peer's).
-        if let Some((body, _)) = s.inbound.pop() {
-            let taken = (crate::message::PREFIX_LEN + body.len()) as u32;
-            let grant = if s.recv_end().is_none() {
-                s.inbound.take_grant()
-            } else {
-                None
-            };
+        if let Some((taken, item)) = take(&mut s.inbound) {
             return Polled {
-                poll: Poll::Ready(Some(Ok(body))),
-                taken,
-                grant,
+                poll: Poll::Ready(Some(Ok(item))),
+                taken: taken as u32,
+                grant: if open { s.inbound.take_grant() } else { None },
             };
         }
         let poll = match s.recv_end() {
@@ -289,11 +333,8 @@ impl Stream {
             };
         }
         // Nothing to read: the message being assembled is what the application waits for.
-        let grant = if s.inbound.wait() > 0 {
-            s.inbound.take_grant()
-        } else {
-            None
-        };
+        s.inbound.wait();
+        let grant = s.inbound.take_grant();
         set_waker(&mut s.recv_waker, cx);
         Polled {
             poll: Poll::Pending,
@@ -438,6 +479,50 @@ mod tests {
             Poll::Ready(Some(Ok(body))) => assert_eq!(body.len(), 100),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn run(stream: &Stream, run: &mut Run) -> Polled<()> {
+        stream.poll_run(&mut TaskContext::from_waker(Waker::noop()), run)
+    }
+
+    #[test]
+    fn a_run_releases_its_window_when_the_reader_comes_back_for_more() {
+        let stream = Stream::new(1, 40, 1024, 0);
+        let mut wire = message(6);
+        wire.extend(message(6));
+        wire.extend(message(6)); // 30 bytes, three messages
+        stream.push(Bytes::from(wire), false).unwrap();
+        let mut taken = Run::default();
+        let polled = run(&stream, &mut taken);
+        assert!(matches!(polled.poll, Poll::Ready(Some(Ok(())))));
+        assert_eq!(
+            (polled.taken, polled.grant),
+            (30, None),
+            "taken, not released"
+        );
+        taken.read_next(|body| assert_eq!(body.len(), 6));
+        // A reader that stopped here still holds the peer to one window.
+        assert!(matches!(
+            stream.push(Bytes::from(message(7)), false),
+            Err(InboundError::FlowControl { .. })
+        ));
+
+        let stream = Stream::new(1, 40, 1024, 0);
+        let mut wire = message(6);
+        wire.extend(message(6));
+        stream.push(Bytes::from(wire), false).unwrap();
+        let mut taken = Run::default();
+        assert_eq!(run(&stream, &mut taken).grant, None);
+        while !taken.is_empty() {
+            taken.read_next(|_| ());
+        }
+        let polled = run(&stream, &mut taken);
+        assert!(polled.poll.is_pending());
+        assert_eq!(
+            polled.grant,
+            Some(20),
+            "released as the reader asks for more"
+        );
     }
 
     #[test]

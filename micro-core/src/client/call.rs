@@ -25,6 +25,7 @@ use super::{Client, Duplex, DuplexSender, ResponseStream};
 use crate::args::EncodeArgs;
 use crate::connection::{Connection, SendStreamError, send_stream};
 use crate::stream::Stream as CallStream;
+use crate::stream::run::Run;
 use crate::task::AbortOnDrop;
 use crate::{Metadata, Status, message};
 
@@ -127,6 +128,17 @@ impl Call {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
         self.conn.poll_recv(&self.stream, cx)
+    }
+
+    /// The next reply of a streaming call, read by `read` out of `run`: see
+    /// [`Shared::poll_read`](crate::connection::Shared::poll_read).
+    pub(crate) fn poll_read<R>(
+        &self,
+        run: &mut Run,
+        cx: &mut TaskContext<'_>,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Poll<Option<Result<R, Status>>> {
+        self.conn.poll_read(&self.stream, run, cx, read)
     }
 
     /// Waits until the server accepted, answered or refused the call.

@@ -12,6 +12,7 @@ use tokio::time::Sleep;
 
 use super::call::{Call, decode};
 use crate::Status;
+use crate::stream::run::Run;
 use crate::task::AbortOnDrop;
 
 /// The server's replies to a streaming call.
@@ -23,6 +24,8 @@ use crate::task::AbortOnDrop;
 /// Dropping it before the end cancels the call on the server.
 pub struct ResponseStream<T> {
     call: Call,
+    /// The replies taken from the stream and not read yet.
+    run: Run,
     sleep: Option<Pin<Box<Sleep>>>,
     _sender: Option<AbortOnDrop>,
     done: bool,
@@ -34,6 +37,7 @@ impl<T> ResponseStream<T> {
         let sleep = call.deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
         ResponseStream {
             call,
+            run: Run::default(),
             sleep,
             _sender: sender,
             done: false,
@@ -79,8 +83,8 @@ impl<T: DeserializeOwned> Stream for ResponseStream<T> {
         {
             return this.fail(Status::deadline_exceeded("the call's deadline passed"));
         }
-        match this.call.poll_recv(cx) {
-            Poll::Ready(Some(Ok(body))) => match decode::<T>(&body) {
+        match this.call.poll_read(&mut this.run, cx, decode::<T>) {
+            Poll::Ready(Some(Ok(decoded))) => match decoded {
                 Ok(item) => Poll::Ready(Some(Ok(item))),
                 Err(status) => this.fail(status),
             },

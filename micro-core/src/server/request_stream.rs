@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::connection::Shared;
 use crate::stream::Stream as CallStream;
+use crate::stream::run::Run;
 use crate::{Status, message};
 
 /// The client's stream of requests, as a handler sees it.
@@ -22,6 +23,8 @@ use crate::{Status, message};
 pub struct RequestStream<T> {
     conn: Arc<Shared>,
     stream: Arc<CallStream>,
+    /// The items taken from the stream and not read yet.
+    run: Run,
     failed: bool,
     _item: PhantomData<fn() -> T>,
 }
@@ -31,6 +34,7 @@ impl<T> RequestStream<T> {
         RequestStream {
             conn,
             stream,
+            run: Run::default(),
             failed: false,
             _item: PhantomData,
         }
@@ -52,8 +56,8 @@ impl<T: DeserializeOwned> Stream for RequestStream<T> {
         if this.failed {
             return Poll::Pending;
         }
-        match this.conn.poll_recv(&this.stream, cx) {
-            Poll::Ready(Some(Ok(body))) => match message::decode::<T>(&body) {
+        match (this.conn).poll_read(&this.stream, &mut this.run, cx, message::decode::<T>) {
+            Poll::Ready(Some(Ok(decoded))) => match decoded {
                 Ok(item) => Poll::Ready(Some(item)),
                 Err(err) => this.fail(Status::invalid_argument(format!(
                     "a request item does not decode as {}: {err}",

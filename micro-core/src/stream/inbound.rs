@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::run::Run;
 use crate::message::PREFIX_LEN;
 
 /// A peer's DATA that this stream cannot take.
@@ -40,10 +41,13 @@ impl InboundError {
     }
 }
 
+/// One or more whole messages, each with its length prefix, as they arrived: a run of messages
+/// from one DATA payload stays one entry, and each is sliced off as the application takes it.
 #[derive(Debug)]
 struct Queued {
-    body: Bytes,
-    /// Wire bytes of this message not yet released.
+    wire: Bytes,
+    /// Wire bytes of these messages not yet released: all of them, except in a single message
+    /// assembled while the application waited for it.
     owed: u32,
 }
 
@@ -60,10 +64,11 @@ enum Partial {
     Body(Box<Body>),
 }
 
-/// The body of a message being assembled.
+/// A message being assembled, length prefix included.
 #[derive(Debug)]
 struct Body {
     buf: BytesMut,
+    /// Its wire length: prefix and body.
     expected: usize,
     /// Wire bytes of this message not yet released.
     owed: u32,
@@ -148,53 +153,48 @@ impl Inbound {
         while !data.is_empty() {
             match &mut self.partial {
                 Partial::None => {
-                    if data.len() < PREFIX_LEN {
+                    let whole = self.whole_messages(&data)?;
+                    if whole > 0 {
+                        // The run of whole messages is queued as it came: one entry, and no
+                        // slicing until the application takes each.
+                        let wire = if whole == data.len() {
+                            std::mem::take(&mut data)
+                        } else {
+                            data.split_to(whole)
+                        };
+                        self.enqueue(Queued {
+                            wire,
+                            owed: whole as u32,
+                        });
+                        continue;
+                    }
+                    let n = data.len();
+                    if n < PREFIX_LEN {
                         let mut bytes = [0; PREFIX_LEN];
-                        bytes[..data.len()].copy_from_slice(&data);
-                        let n = data.len();
+                        bytes[..n].copy_from_slice(&data);
                         self.partial = Partial::Prefix {
                             bytes,
                             have: n as u8,
                             owed: 0,
                         };
-                        self.hold(n);
-                        data.clear();
-                        continue;
-                    }
-                    let len = u32::from_be_bytes(data[..PREFIX_LEN].try_into().expect("4 bytes"));
-                    self.check_len(len)?;
-                    let total = PREFIX_LEN + len as usize;
-                    if data.len() >= total {
-                        let body = if data.len() == total {
-                            // The last message of the payload (often its only one) takes the
-                            // payload itself: slicing a frame's bytes may cost an allocation.
-                            data.advance(PREFIX_LEN);
-                            std::mem::take(&mut data)
-                        } else {
-                            let body = data.slice(PREFIX_LEN..total);
-                            data.advance(total);
-                            body
-                        };
-                        self.enqueue(Queued {
-                            body,
-                            owed: total as u32,
-                        });
                     } else {
-                        let n = data.len();
+                        let len =
+                            u32::from_be_bytes(data[..PREFIX_LEN].try_into().expect("4 bytes"));
                         // Room for as much again as arrived (memory follows what arrives, at
                         // most doubling it), so a message just over one frame is not copied
                         // again when its last bytes come.
+                        let expected = PREFIX_LEN + len as usize;
                         let room = (2 * n).max(16 << 10);
-                        let mut buf = BytesMut::with_capacity((len as usize).min(room));
-                        buf.extend_from_slice(&data[PREFIX_LEN..]);
-                        data.clear();
+                        let mut buf = BytesMut::with_capacity(expected.min(room));
+                        buf.extend_from_slice(&data);
                         self.partial = Partial::Body(Box::new(Body {
                             buf,
-                            expected: len as usize,
+                            expected,
                             owed: 0,
                         }));
-                        self.hold(n);
                     }
+                    data.clear();
+                    self.hold(n);
                 }
                 Partial::Prefix { bytes, have, .. } => {
                     let had = *have as usize;
@@ -204,12 +204,13 @@ impl Inbound {
                     data.advance(n);
                     if had + n == PREFIX_LEN {
                         let len = u32::from_be_bytes(*bytes);
-                        let Partial::Prefix { owed, .. } = std::mem::take(&mut self.partial) else {
+                        let Partial::Prefix { owed, bytes, .. } = std::mem::take(&mut self.partial)
+                        else {
                             unreachable!()
                         };
                         self.partial = Partial::Body(Box::new(Body {
-                            buf: BytesMut::new(),
-                            expected: len as usize,
+                            buf: BytesMut::from(&bytes[..]),
+                            expected: PREFIX_LEN + len as usize,
                             owed,
                         }));
                         self.check_len(len)?;
@@ -232,6 +233,22 @@ impl Inbound {
             self.complete_partial();
         }
         Ok(())
+    }
+
+    /// The wire length of the whole messages at the start of `data`, each length prefix
+    /// checked against the limit, the prefix of a message cut short included.
+    fn whole_messages(&self, data: &[u8]) -> Result<usize, InboundError> {
+        let mut end = 0;
+        while let Some(prefix) = data[end..].first_chunk::<PREFIX_LEN>() {
+            let len = u32::from_be_bytes(*prefix);
+            self.check_len(len)?;
+            let total = PREFIX_LEN + len as usize;
+            if data.len() - end < total {
+                break;
+            }
+            end += total;
+        }
+        Ok(end)
     }
 
     /// Accounts `n` bytes that went into the partial message: released now if the application
@@ -257,7 +274,7 @@ impl Inbound {
             };
             let Body { buf, owed, .. } = *body;
             self.enqueue(Queued {
-                body: buf.freeze(),
+                wire: buf.freeze(),
                 owed,
             });
         }
@@ -285,11 +302,43 @@ impl Inbound {
 
     /// Takes the next complete message. Returns it with the bytes this released.
     pub(crate) fn pop(&mut self) -> Option<(Bytes, u32)> {
-        let Queued { body, owed } = self.queue.pop_front()?;
+        let front = self.queue.front_mut()?;
+        let prefix = front
+            .wire
+            .first_chunk::<PREFIX_LEN>()
+            .expect("a whole message");
+        let total = PREFIX_LEN + u32::from_be_bytes(*prefix) as usize;
+        let (mut body, owed) = if total == front.wire.len() {
+            // The entry's last message: it takes the entry's bytes and what they still owe.
+            let Queued { wire, owed } = self.queue.pop_front().expect("a front entry");
+            (wire, owed)
+        } else {
+            front.owed -= total as u32;
+            (front.wire.split_to(total), total as u32)
+        };
+        body.advance(PREFIX_LEN);
         self.waiting = false;
-        self.held -= (PREFIX_LEN + body.len()) as u32;
+        self.held -= total as u32;
         self.released += owed;
         Some((body, owed))
+    }
+
+    /// Moves every message of the front entry (one DATA payload's run, or one reassembled
+    /// message) into a streaming reader's `run`, and returns their size. Their bytes leave the
+    /// buffer, but their window is released only when the reader hands the run's `owed` back
+    /// to [`release`](Self::release).
+    pub(crate) fn take_run(&mut self, run: &mut Run) -> Option<usize> {
+        let Queued { wire, owed } = self.queue.pop_front()?;
+        self.waiting = false;
+        let taken = wire.len();
+        self.held -= taken as u32;
+        run.fill(wire, owed);
+        Some(taken)
+    }
+
+    /// Releases the window of a run the reader used up.
+    pub(crate) fn release(&mut self, owed: u32) {
+        self.released += owed;
     }
 
     /// The application found no message and will wait: from now on the message being
@@ -377,6 +426,27 @@ mod tests {
         assert_eq!(inbound.pop().unwrap().0, &b""[..]);
         assert_eq!(inbound.pop().unwrap().0, &b"three"[..]);
         assert!(inbound.pop().is_none());
+    }
+
+    #[test]
+    fn a_run_of_whole_messages_is_one_entry_released_message_by_message() {
+        let mut inbound = Inbound::new(1024, 1024);
+        let mut wire = msg(b"one");
+        wire.extend(msg(b""));
+        wire.extend(msg(b"three"));
+        wire.extend(&msg(b"four")[..5]);
+        inbound.push(Bytes::from(wire)).unwrap();
+        assert_eq!(inbound.queue.len(), 1, "three whole messages, one entry");
+        assert!(inbound.mid_message());
+        let popped: Vec<_> = std::iter::from_fn(|| inbound.pop()).collect();
+        let expected = [(&b"one"[..], 7), (b"", 4), (b"three", 9)];
+        assert_eq!(popped.len(), expected.len());
+        for ((body, released), (want, want_released)) in popped.iter().zip(expected) {
+            assert_eq!((&body[..], *released), (want, want_released));
+        }
+        inbound.push(Bytes::from_static(b"our")).unwrap();
+        assert_eq!(inbound.pop().unwrap(), (Bytes::from_static(b"four"), 8));
+        assert_eq!((inbound.held, inbound.has_message()), (0, false));
     }
 
     #[test]
@@ -513,7 +583,10 @@ mod tests {
             .push(Bytes::copy_from_slice(&wire[wire.len() - 10..]))
             .unwrap();
         let (message, _) = inbound.pop().unwrap();
-        assert_eq!((message.as_ptr(), &message[..]), (start, &body[..]));
+        assert_eq!(
+            (message.as_ptr(), &message[..]),
+            (start.wrapping_add(PREFIX_LEN), &body[..])
+        );
     }
 
     #[test]
