@@ -1,11 +1,15 @@
-//! The receive side of one stream: cuts messages out of DATA payloads and keeps the flow-control
-//! books.
+//! The receive side of one stream: finds the messages in DATA payloads and keeps the
+//! flow-control books.
+//!
+//! A payload's whole messages are queued as one entry, as they arrived; a message split across
+//! payloads is assembled into an entry of its own. A unary reader takes one message at a time
+//! ([`Inbound::pop`]), a streaming reader a whole entry ([`Inbound::take_run`]).
 //!
 //! Every byte a peer sends uses window. It is *released* when the application takes the message
-//! that holds it, or, while the application is waiting with nothing queued, when it belongs to
-//! the message being assembled, so a message larger than the window still gets through. A
-//! stream whose application does not read holds at most one window; one that waits for a large
-//! message, at most that message.
+//! that holds it (a streaming reader: when it comes back for more after its run), or, while the
+//! application is waiting with nothing queued, when it belongs to the message being assembled,
+//! so a message larger than the window still gets through. A stream whose application does not
+//! read holds at most one window; one that waits for a large message, at most that message.
 
 use std::collections::VecDeque;
 
