@@ -300,11 +300,13 @@ async fn messagepack_bombs_fail_their_call_and_the_connection_lives() {
         assert_eq!(code, Code::InvalidArgument, "{what}: {message}");
         id += 2;
     }
-    // And in a request stream: the call fails, the connection goes on.
+    // And in a request stream, between good items of the same DATA frame (which the handler
+    // reads as one run): the call fails, the rest of the frame is dropped, the connection
+    // goes on.
     peer.open(id, "Lab.total", 0, b"\xc0", false).await;
     let mut nested = vec![0x91; 100_000];
     nested.push(0x01);
-    peer.data(id, &[&nested], true).await;
+    peer.data(id, &[b"\x01", &nested, b"\x02"], true).await;
     let (code, message) = peer.close_of(id).await.close_status();
     assert_eq!(code, Code::InvalidArgument, "{message}");
     let reply = peer
@@ -312,6 +314,7 @@ async fn messagepack_bombs_fail_their_call_and_the_connection_lives() {
         .await;
     assert_eq!(reply.close_status().0, Code::Ok);
     assert_eq!(reply.close_data(), messages(&[b"\x03"]));
+    settles(&server.stats, 1).await;
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ use crate::handshake::PeerSettings;
 use crate::message::PREFIX_LEN;
 use crate::server::Router;
 use crate::stream::run::Run;
-use crate::stream::{MAX_CREDIT, Pushed, Stream};
+use crate::stream::{MAX_CREDIT, Polled, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 use budget::CancelBudget;
 use id_hash::IdHashState;
@@ -708,18 +708,11 @@ impl Shared {
         // window of messages queued would otherwise keep its thread until it had taken them
         // all, and every other task there (another call's reply) would wait for it.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let polled = stream.poll_recv(cx);
-        if let Some(increment) = polled.grant {
-            self.push(Frame::Credit {
-                id: stream.id,
-                increment,
-            });
-        }
-        self.unbuffer(polled.taken);
-        if polled.poll.is_ready() {
+        let poll = self.settle(stream.id, stream.poll_recv(cx));
+        if poll.is_ready() {
             coop.made_progress();
         }
-        polled.poll
+        poll
     }
 
     /// The next message of `stream` for a reader of many messages (a streaming call's items),
@@ -745,27 +738,24 @@ impl Shared {
                 // was queued, and the reader gets the call's end below.
                 run.take_owed();
             }
-            let polled = stream.poll_run(cx, run);
-            if let Some(increment) = polled.grant {
-                self.push(Frame::Credit {
-                    id: stream.id,
-                    increment,
-                });
-            }
-            self.unbuffer(polled.taken);
-            return match polled.poll {
-                Poll::Ready(Some(Ok(()))) => continue,
-                Poll::Ready(Some(Err(status))) => {
-                    coop.made_progress();
-                    Poll::Ready(Some(Err(status)))
-                }
-                Poll::Ready(None) => {
-                    coop.made_progress();
-                    Poll::Ready(None)
-                }
-                Poll::Pending => Poll::Pending,
+            let end = match std::task::ready!(self.settle(stream.id, stream.poll_run(cx, run))) {
+                Some(Ok(())) => continue,
+                Some(Err(status)) => Some(Err(status)),
+                None => None,
             };
+            coop.made_progress();
+            return Poll::Ready(end);
         }
+    }
+
+    /// Does the flow-control work of taking from a stream: the credit to grant, the bytes that
+    /// left its buffer.
+    fn settle<T>(&self, id: u32, polled: Polled<T>) -> Poll<Option<Result<T, Status>>> {
+        if let Some(increment) = polled.grant {
+            self.push(Frame::Credit { id, increment });
+        }
+        self.unbuffer(polled.taken);
+        polled.poll
     }
 
     /// Does the flow-control work a DATA payload caused.
@@ -815,9 +805,7 @@ impl Shared {
         let table = self.table();
         match table.streams.get(&id) {
             Some(stream) => Ok(Some(stream.clone())),
-            // A stream that ended on this side; frames already in flight are dropped.
-            None if id <= table.last_id => Ok(None),
-            None => Err(format!("a frame for stream {id}, which was never opened")),
+            None => not_in_table(id, table.last_id),
         }
     }
 
@@ -826,8 +814,7 @@ impl Shared {
         let mut table = self.table();
         match table.streams.remove(&id) {
             Some(stream) => Ok(Some(stream)),
-            None if id <= table.last_id => Ok(None),
-            None => Err(format!("a frame for stream {id}, which was never opened")),
+            None => not_in_table(id, table.last_id),
         }
     }
 
@@ -1079,6 +1066,17 @@ impl Drop for SendGuard<'_> {
 }
 
 /// Stream ids a client opens must go up, and stay within 31 bits.
+/// What a frame for stream `id`, not in the table, means when `last_id` was the last opened: a
+/// stream that ended on this side, whose frames already in flight are dropped (`None`), or a
+/// protocol error.
+fn not_in_table(id: u32, last_id: u32) -> Result<Option<Arc<Stream>>, String> {
+    if id <= last_id {
+        Ok(None)
+    } else {
+        Err(format!("a frame for stream {id}, which was never opened"))
+    }
+}
+
 fn check_new_id(id: u32, last: u32) -> Result<(), String> {
     if id > MAX_STREAM_ID {
         Err(format!(

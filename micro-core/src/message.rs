@@ -8,6 +8,13 @@ use crate::Status;
 /// Bytes of the length prefix in front of every message.
 pub(crate) const PREFIX_LEN: usize = 4;
 
+/// The body length the message at the start of `wire` declares, once its prefix is there.
+#[inline]
+pub(crate) fn body_len(wire: &[u8]) -> Option<u32> {
+    wire.first_chunk::<PREFIX_LEN>()
+        .map(|prefix| u32::from_be_bytes(*prefix))
+}
+
 /// Encodes `value` as one message, length prefix included, ready to be a frame's payload.
 ///
 /// Structs become MessagePack maps keyed by field name, so a field added later does not break an

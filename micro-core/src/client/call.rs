@@ -220,9 +220,14 @@ async fn with_deadline<T>(
         None => fut.await,
         Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
             Ok(result) => result,
-            Err(_) => Err(Status::deadline_exceeded("the call's deadline passed")),
+            Err(_) => Err(deadline_passed()),
         },
     }
+}
+
+/// How a call ends when its deadline passes while the client waits.
+pub(crate) fn deadline_passed() -> Status {
+    Status::deadline_exceeded("the call's deadline passed")
 }
 
 /// How sending a request stream ended.
@@ -423,7 +428,7 @@ impl<R: DeserializeOwned> Future for UnaryFuture<R> {
                         if !passed {
                             return Poll::Pending;
                         }
-                        Err(Status::deadline_exceeded("the call's deadline passed"))
+                        Err(deadline_passed())
                     }
                 },
                 Unary::Boxed(fut) => std::task::ready!(fut.as_mut().poll(cx)),

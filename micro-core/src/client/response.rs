@@ -10,7 +10,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use tokio::time::Sleep;
 
-use super::call::{Call, decode};
+use super::call::{Call, deadline_passed, decode};
 use crate::Status;
 use crate::stream::run::Run;
 use crate::task::AbortOnDrop;
@@ -81,7 +81,7 @@ impl<T: DeserializeOwned> Stream for ResponseStream<T> {
         if let Some(sleep) = &mut this.sleep
             && sleep.as_mut().poll(cx).is_ready()
         {
-            return this.fail(Status::deadline_exceeded("the call's deadline passed"));
+            return this.fail(deadline_passed());
         }
         match this.call.poll_read(&mut this.run, cx, decode::<T>) {
             Poll::Ready(Some(Ok(decoded))) => match decoded {

@@ -7,7 +7,7 @@
 
 use bytes::{Buf, Bytes};
 
-use crate::message::PREFIX_LEN;
+use crate::message::{self, PREFIX_LEN};
 
 /// Whole messages, each with its length prefix, that a reader took and has not read yet.
 ///
@@ -28,10 +28,10 @@ struct Taken {
 }
 
 impl Run {
-    /// Makes the whole messages in `wire`, owing `owed` bytes of window, the run to read.
+    /// Makes the messages in `wire`, owing `owed` bytes of window, the run to read. `wire` is
+    /// an entry of the stream's queue, which holds whole messages only.
     pub(crate) fn fill(&mut self, wire: Bytes, owed: u32) {
         debug_assert!(self.is_empty(), "a run is replaced once it is read");
-        debug_assert!(whole_messages(&wire), "a run holds whole messages only");
         match &mut self.0 {
             Some(taken) => **taken = Taken { wire, owed },
             None => self.0 = Some(Box::new(Taken { wire, owed })),
@@ -50,8 +50,7 @@ impl Run {
     /// If the run is empty.
     pub(crate) fn read_next<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> R {
         let wire = &mut self.0.as_mut().expect("a run").wire;
-        let prefix = wire.first_chunk::<PREFIX_LEN>().expect("a message");
-        let end = PREFIX_LEN + u32::from_be_bytes(*prefix) as usize;
+        let end = PREFIX_LEN + message::body_len(wire).expect("a message") as usize;
         let read = read(&wire[PREFIX_LEN..end]);
         wire.advance(end);
         read
@@ -67,18 +66,6 @@ impl Run {
             None => 0,
         }
     }
-}
-
-/// Whether `wire` is a sequence of whole length-prefixed messages.
-fn whole_messages(mut wire: &[u8]) -> bool {
-    while let Some(prefix) = wire.first_chunk::<PREFIX_LEN>() {
-        let end = PREFIX_LEN + u32::from_be_bytes(*prefix) as usize;
-        if wire.len() < end {
-            return false;
-        }
-        wire = &wire[end..];
-    }
-    wire.is_empty()
 }
 
 #[cfg(test)]
