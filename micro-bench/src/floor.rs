@@ -5,6 +5,10 @@
 //! its part on its own thread. This measures each side's part alone, on one thread, with the
 //! cheapest encoding (into one reused `Vec`): the busier side bounds the messages/s any
 //! transport could reach on this machine. `docs/PERFORMANCE.md` compares it with the baseline.
+//!
+//! W1 has a floor of another kind: what multiplexing itself costs a unary call. Its last part
+//! runs W1 three ways, alternating: the baseline, the least multiplexing ([`crate::mux`]) and
+//! micro.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -180,6 +184,27 @@ pub(crate) fn run() -> Result<()> {
             crate::report::format_value(floor)
         );
     }
+    println!();
+    w1_floor()
+}
+
+/// W1 against the least multiplexing: see [`crate::mux`].
+fn w1_floor() -> Result<()> {
+    let runtime = crate::sides::client_runtime()?;
+    let env = crate::runner::Env {
+        server: crate::sides::ServerThread::start()?,
+        flush: baseline::Flush::Batched,
+    };
+    let [base, mux, micro] = runtime.block_on(crate::workloads::w1::floor(&env))?;
+    println!(
+        "W1 p50, medians of {} alternating runs: baseline {base:.0} µs; the least multiplexing \
+         (a reader task handing each reply to its caller) {mux:.0} µs, {:.2}× the baseline; \
+         micro {micro:.0} µs, {:.2}× the baseline and {:.2}× the least multiplexing.",
+        crate::runner::REPETITIONS,
+        mux / base,
+        micro / base,
+        micro / mux
+    );
     Ok(())
 }
 

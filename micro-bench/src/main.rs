@@ -5,7 +5,8 @@
 //! cargo run --release -p micro-bench          # every workload
 //! cargo run --release -p micro-bench w3 w5    # only these
 //! cargo run --release -p micro-bench -- --flush-each-message   # the naive baseline
-//! cargo run --release -p micro-bench floor    # W3/W5's message work alone: see [`floor`]
+//! cargo run --release -p micro-bench floor    # W3/W5's message work alone; W1 against the
+//!                                             # least multiplexing: see [`floor`]
 //! ```
 //!
 //! The server side and the client side each run on a single-threaded tokio runtime on an OS
@@ -18,6 +19,7 @@
 mod baseline;
 mod floor;
 mod messages;
+mod mux;
 mod report;
 mod runner;
 mod service;
@@ -42,7 +44,7 @@ fn main() -> ExitCode {
             println!(
                 "usage: micro-bench [{}] [w1|w2|w3|w4|w5|w6|w7]...   (no workload: all of them)\n       \
                  micro-bench floor   (W3 and W5's message work alone: the most any transport \
-                 can carry)",
+                 can carry; W1 against the least multiplexing)",
                 runner::FLUSH_EACH_MESSAGE
             );
             Ok(())

@@ -67,6 +67,11 @@ impl Servers {
         baseline::connect(self.baseline.addr, self.flush).await
     }
 
+    /// Where the baseline server listens.
+    pub(crate) fn baseline_addr(&self) -> std::net::SocketAddr {
+        self.baseline.addr
+    }
+
     /// A client of the micro server (one connection).
     pub(crate) async fn micro_client(&self) -> Result<BenchClient> {
         Ok(BenchClient::connect(self.micro.addr).await?)

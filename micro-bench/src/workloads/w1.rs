@@ -6,8 +6,9 @@ use super::{Spec, per_second};
 use crate::Result;
 use crate::baseline::{self, Reader, Writer};
 use crate::messages::{SRequest, SResponse};
-use crate::report::{Better, Metric, Outcome, Target};
-use crate::runner::{Env, Servers, Sides, compare};
+use crate::mux::MuxClient;
+use crate::report::{Better, Metric, Outcome, Target, median};
+use crate::runner::{Env, REPETITIONS, Servers, Sides, compare, limited};
 use crate::service::BenchClient;
 
 /// 20,000 sequential calls.
@@ -50,6 +51,44 @@ pub(crate) async fn run(env: &Env) -> Result<Outcome> {
         },
     )
     .await)
+}
+
+/// W1's p50 three ways, alternating within each repetition: the baseline, the least
+/// multiplexing ([`MuxClient`] against the baseline server) and micro. Medians of
+/// [`REPETITIONS`] runs, in µs, in that order.
+pub(crate) async fn floor(env: &Env) -> Result<[f64; 3]> {
+    let servers = Servers::start(env, baseline::Service::Unary).await?;
+    let (reader, writer) = servers.baseline_client().await?;
+    let micro = servers.micro_client().await?;
+    let mux = MuxClient::connect(servers.baseline_addr(), env.flush).await?;
+    let mut sides = Latency {
+        reader,
+        writer,
+        micro,
+    };
+    sides.baseline(SPEC.warmup).await?;
+    multiplexed(&mux, SPEC.warmup).await?;
+    sides.micro(SPEC.warmup).await?;
+    let mut p50: [Vec<f64>; 3] = Default::default();
+    for _ in 0..REPETITIONS {
+        p50[0].push(limited(sides.baseline(SPEC.count)).await?[1]);
+        p50[1].push(limited(multiplexed(&mux, SPEC.count)).await?[1]);
+        p50[2].push(limited(sides.micro(SPEC.count)).await?[1]);
+    }
+    Ok(p50.map(|runs| median(runs).expect("REPETITIONS > 0")))
+}
+
+/// W1 through [`MuxClient`].
+async fn multiplexed(mux: &MuxClient, n: usize) -> Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let sent = Instant::now();
+        let reply = mux.call(&SRequest::ONE_WORD).await?;
+        latencies.push(sent.elapsed());
+        reply.check(1)?;
+    }
+    Ok(summary(start.elapsed(), latencies))
 }
 
 /// Both connections.
