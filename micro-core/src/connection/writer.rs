@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{Out, Shared, Task};
+use super::{MAX_QUEUED_REPLIES, Out, Shared, Task};
 use crate::Status;
 use crate::frame::{FLAG_END_STREAM, Frame, HEADER_LEN};
 
@@ -53,9 +53,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             }
         }
         if batch.len() > 0 {
-            let parts = batch.ready_parts();
             let io = async {
-                write_all_parts(&mut write, parts).await?;
+                batch.write_to(&mut write).await?;
                 write.flush().await
             };
             let written = if shutdown {
@@ -66,6 +65,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 }
             } else {
                 tokio::select! {
+                    biased;
                     result = io => result,
                     // Closed while the socket was full: nothing more to say.
                     _ = &mut closed => return,
@@ -77,8 +77,12 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             }
             let answered = std::mem::take(&mut batch.replies);
             if answered > 0 {
-                conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
-                conn.answers_written.notify_waiters();
+                let before = conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
+                // The reader waits only while half the limit or more is queued: only the write
+                // that takes the count below that can be the one it waits for.
+                if before >= MAX_QUEUED_REPLIES / 2 && before - answered < MAX_QUEUED_REPLIES / 2 {
+                    conn.answers_written.notify_waiters();
+                }
             }
         }
         if shutdown {
@@ -150,6 +154,25 @@ impl Batch {
             self.parts.push_back(part);
         }
         self.open_data = None;
+    }
+
+    /// Writes everything gathered; the batch starts empty again, keeping its buffers.
+    ///
+    /// A batch of small frames only (every unary call, most streaming) is written straight
+    /// from the buffer it was encoded into, which is then reused as it is: no part to cut off,
+    /// count references to and queue.
+    async fn write_to<W: AsyncWrite + Unpin>(&mut self, write: &mut W) -> io::Result<()> {
+        if !self.parts.is_empty() {
+            return write_all_parts(write, self.ready_parts()).await;
+        }
+        write.write_all(&self.head).await?;
+        self.open_data = None;
+        if self.head.capacity() > KEEP_CAPACITY {
+            self.head = BytesMut::new();
+        } else {
+            self.head.clear();
+        }
+        Ok(())
     }
 
     /// Everything gathered, ready to write; writing drains it (keeping the deque's capacity)
@@ -417,6 +440,42 @@ mod tests {
             "kept {} bytes",
             batch.head.capacity()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_small_frames_is_written_from_its_buffer_which_is_kept() {
+        let conn = conn(1024);
+        let mut batch = Batch::default();
+        let mut expected = BytesMut::new();
+        for out in [data(1, false, 300), data(2, true, 400), data(1, true, 5)] {
+            if let Out::Frame(frame) = &out {
+                frame.encode(&mut expected);
+            }
+            batch.encode(&conn, out);
+        }
+        assert!(batch.parts.is_empty(), "small frames stay in the buffer");
+        let buffer = batch.head.as_ptr();
+        // A tiny pipe: the write is partial many times over.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut read = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut read)
+                .await
+                .unwrap();
+            read
+        });
+        batch.write_to(&mut a).await.unwrap();
+        drop(a);
+        assert_eq!(reader.await.unwrap(), expected);
+        assert_eq!(batch.len(), 0);
+        assert_eq!(
+            batch.head.as_ptr(),
+            buffer,
+            "the buffer is reused, not replaced"
+        );
+        // The next batch starts clean: no DATA frame left open to join.
+        batch.encode(&conn, data(2, false, 1));
+        assert_eq!(data_lens(&frames(&mut batch)), [(2, 1)]);
     }
 
     #[tokio::test]
