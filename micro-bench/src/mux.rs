@@ -55,11 +55,15 @@ impl MuxClient {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiting.lock().expect("not poisoned").insert(id, tx);
-        self.writer
-            .lock()
-            .await
-            .send(baseline::message(id, request)?)
-            .await?;
+        let sent = async {
+            let frame = baseline::message(id, request)?;
+            self.writer.lock().await.send(frame).await?;
+            Result::Ok(())
+        };
+        if let Err(err) = sent.await {
+            self.waiting.lock().expect("not poisoned").remove(&id);
+            return Err(err);
+        }
         let frame = rx
             .await
             .map_err(|_| "the connection ended before the reply")?;
