@@ -1065,7 +1065,6 @@ impl Drop for SendGuard<'_> {
     }
 }
 
-/// Stream ids a client opens must go up, and stay within 31 bits.
 /// What a frame for stream `id`, not in the table, means when `last_id` was the last opened: a
 /// stream that ended on this side, whose frames already in flight are dropped (`None`), or a
 /// protocol error.
@@ -1077,6 +1076,7 @@ fn not_in_table(id: u32, last_id: u32) -> Result<Option<Arc<Stream>>, String> {
     }
 }
 
+/// Stream ids a client opens must go up, and stay within 31 bits.
 fn check_new_id(id: u32, last: u32) -> Result<(), String> {
     if id > MAX_STREAM_ID {
         Err(format!(

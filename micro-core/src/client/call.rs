@@ -78,11 +78,7 @@ impl Request {
         // holding every one of them (memory the queue does not give back).
         tokio::task::coop::consume_budget().await;
         let (call, rest) = self.open(conn, deadline, end_stream)?;
-        if let Some(args) = rest {
-            call.conn
-                .send_message(&call.stream, args, end_stream)
-                .await?;
-        }
+        call.send_rest(rest, end_stream).await?;
         Ok(call)
     }
 
@@ -128,6 +124,14 @@ impl Call {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Bytes, Status>>> {
         self.conn.poll_recv(&self.stream, cx)
+    }
+
+    /// Sends the arguments [`Request::open`] could not put in the OPEN frame, if any.
+    async fn send_rest(&self, rest: Option<Bytes>, end_stream: bool) -> Result<(), Status> {
+        match rest {
+            Some(args) => self.conn.send_message(&self.stream, args, end_stream).await,
+            None => Ok(()),
+        }
     }
 
     /// The next reply of a streaming call, read by `read` out of `run`: see
@@ -452,11 +456,11 @@ fn start_unary(request: Request) -> Result<Unary, Status> {
         ))));
     };
     let (call, rest) = request.open(conn, deadline, true)?;
-    if let Some(args) = rest {
+    if rest.is_some() {
         return Ok(Unary::Boxed(Box::pin(with_deadline(
             deadline,
             async move {
-                call.conn.send_message(&call.stream, args, true).await?;
+                call.send_rest(rest, true).await?;
                 call.reply_body().await
             },
         ))));

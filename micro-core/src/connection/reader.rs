@@ -153,3 +153,46 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counted<'_, R> {
         polled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::connection::{Role, writer};
+    use crate::handshake::PeerSettings;
+
+    #[tokio::test]
+    async fn a_reader_paused_for_unread_answers_goes_on_once_the_peer_reads_them() {
+        let peer = PeerSettings {
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+            stream_window: 1 << 20,
+            connection_window: 1 << 20,
+        };
+        let (conn, rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        // A pipe of 64 bytes: the answers wait for the peer to read them.
+        let (write, mut peer_side) = tokio::io::duplex(64);
+        tokio::spawn(writer::run(conn.clone(), rx, write));
+        for payload in 0..(MAX_QUEUED_REPLIES / 2 + 100) as u64 {
+            conn.on_frame(Frame::Ping {
+                ack: false,
+                payload,
+            })
+            .unwrap();
+        }
+        let mut read_on = std::pin::pin!(answers_read(&conn));
+        let paused = tokio::time::timeout(Duration::from_millis(100), read_on.as_mut()).await;
+        assert!(paused.is_err(), "the peer reads nothing: the reader waits");
+        tokio::spawn(async move {
+            let mut buf = [0; 4096];
+            while peer_side.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        // Well before the keepalive timeout (20 s), which would end the wait with `false`.
+        let resumed = tokio::time::timeout(Duration::from_secs(5), read_on).await;
+        assert_eq!(resumed, Ok(true), "woken once the answers were written");
+    }
+}

@@ -476,6 +476,12 @@ mod tests {
         // The next batch starts clean: no DATA frame left open to join.
         batch.encode(&conn, data(2, false, 1));
         assert_eq!(data_lens(&frames(&mut batch)), [(2, 1)]);
+
+        // A peer gone mid-write: the write fails instead of waiting.
+        let (mut a, b) = tokio::io::duplex(64);
+        batch.encode(&conn, data(1, false, 300));
+        drop(b);
+        assert!(batch.write_to(&mut a).await.is_err());
     }
 
     #[tokio::test]

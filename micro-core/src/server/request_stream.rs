@@ -56,7 +56,10 @@ impl<T: DeserializeOwned> Stream for RequestStream<T> {
         if this.failed {
             return Poll::Pending;
         }
-        match (this.conn).poll_read(&this.stream, &mut this.run, cx, message::decode::<T>) {
+        match this
+            .conn
+            .poll_read(&this.stream, &mut this.run, cx, message::decode::<T>)
+        {
             Poll::Ready(Some(Ok(decoded))) => match decoded {
                 Ok(item) => Poll::Ready(Some(item)),
                 Err(err) => this.fail(Status::invalid_argument(format!(
