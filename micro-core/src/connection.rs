@@ -1065,6 +1065,22 @@ impl Drop for SendGuard<'_> {
     }
 }
 
+/// A client connection for unit tests, whose peer announces frames of up to `max_frame_size`
+/// bytes, messages of up to 1 MiB and windows of `window` bytes; with its writer's queue.
+#[cfg(test)]
+pub(crate) fn test_client(
+    max_frame_size: u32,
+    window: u32,
+) -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
+    let peer = PeerSettings {
+        max_frame_size,
+        max_message_size: 1 << 20,
+        stream_window: window,
+        connection_window: window,
+    };
+    Shared::new(Role::Client, Config::default(), peer, None)
+}
+
 /// What a frame for stream `id`, not in the table, means when `last_id` was the last opened: a
 /// stream that ended on this side, whose frames already in flight are dropped (`None`), or a
 /// protocol error.

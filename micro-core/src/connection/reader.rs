@@ -161,19 +161,11 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
-    use crate::config::Config;
-    use crate::connection::{Role, writer};
-    use crate::handshake::PeerSettings;
+    use crate::connection::{test_client, writer};
 
     #[tokio::test]
     async fn a_reader_paused_for_unread_answers_goes_on_once_the_peer_reads_them() {
-        let peer = PeerSettings {
-            max_frame_size: 1 << 20,
-            max_message_size: 1 << 20,
-            stream_window: 1 << 20,
-            connection_window: 1 << 20,
-        };
-        let (conn, rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (conn, rx) = test_client(1 << 20, 1 << 20);
         // A pipe of 64 bytes: the answers wait for the peer to read them.
         let (write, mut peer_side) = tokio::io::duplex(64);
         tokio::spawn(writer::run(conn.clone(), rx, write));

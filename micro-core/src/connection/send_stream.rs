@@ -231,9 +231,7 @@ mod tests {
 
     use super::*;
     use crate::Metadata;
-    use crate::config::Config;
-    use crate::connection::{Out, Role};
-    use crate::handshake::PeerSettings;
+    use crate::connection::{Out, test_client};
 
     /// DATA payload sizes on the writer's queue, in order.
     fn data_sizes(rx: &mut UnboundedReceiver<Out>) -> Vec<usize> {
@@ -267,13 +265,7 @@ mod tests {
 
     /// A client connection with one open call, whose peer grants 8 MiB of credit.
     fn open_call() -> (Arc<Shared>, Arc<CallStream>, UnboundedReceiver<Out>) {
-        let peer = PeerSettings {
-            max_frame_size: 1 << 20,
-            max_message_size: 1 << 20,
-            stream_window: 8 << 20,
-            connection_window: 8 << 20,
-        };
-        let (conn, rx) = Shared::new(Role::Client, Config::default(), peer, None);
+        let (conn, rx) = test_client(1 << 20, 8 << 20);
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), Bytes::new(), false)
             .unwrap();

@@ -279,18 +279,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Config;
-    use crate::connection::Role;
-    use crate::handshake::PeerSettings;
+    use crate::connection::test_client;
 
     fn conn(max_frame_size: u32) -> Arc<Shared> {
-        let peer = PeerSettings {
-            max_frame_size,
-            max_message_size: 1 << 20,
-            stream_window: 1 << 20,
-            connection_window: 1 << 20,
-        };
-        Shared::new(Role::Client, Config::default(), peer, None).0
+        test_client(max_frame_size, 1 << 20).0
     }
 
     fn data(id: u32, end_stream: bool, len: usize) -> Out {
