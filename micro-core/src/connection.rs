@@ -441,7 +441,8 @@ impl Shared {
             // A reply the client would refuse: the call fails with the reason instead.
             Some(Err(too_large)) => (too_large, Bytes::new()),
             Some(Ok(msg)) => {
-                let status = self.fit_status(status);
+                // A reply comes with `Ok` and no message, so the status needs no shortening
+                // here (`close_call` shortens every status it sends).
                 let fits = 1 + 4 + status.message().len() + 4 + status.details().len() + msg.len()
                     <= self.peer.max_frame_size as usize;
                 if fits && self.try_take_credit(stream, msg.len() as u32) {
