@@ -1,13 +1,14 @@
 //! One multiplexed connection: the stream table, flow control, and the frames each event sends.
 //!
 //! Two tasks serve a connection: the [reader](reader) routes incoming frames to streams and never
-//! waits on any one of them; the [writer](writer) drains a queue of outgoing frames, batching
-//! whatever is queued into one write. Calls talk to both through [`Shared`].
+//! waits on any one of them; the [writer](writer) drains the [outbox](outbox) of outgoing
+//! frames, batching whatever is queued into one write. Calls talk to both through [`Shared`].
 
 mod budget;
 mod closing;
 mod id_hash;
 mod keepalive;
+mod outbox;
 pub(crate) mod reader;
 mod send_stream;
 pub(crate) mod writer;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -40,6 +41,8 @@ use crate::stream::{MAX_CREDIT, Polled, Pushed, Stream};
 use crate::{Code, Metadata, Status};
 use budget::CancelBudget;
 use id_hash::IdHashState;
+use outbox::Outbox;
+use writer::Writing;
 
 /// Highest stream id a client may use (ids are 31-bit so they never look negative to peers that
 /// store them signed).
@@ -113,7 +116,8 @@ pub(crate) struct Shared {
     pub(crate) peer: PeerSettings,
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) role: Role,
-    out: mpsc::UnboundedSender<Out>,
+    /// Frames waiting for the writer.
+    pub(crate) outbox: Outbox,
     table: Mutex<Table>,
     /// Connection-level credit the peer granted for our sends.
     send_window: Semaphore,
@@ -163,8 +167,7 @@ impl Shared {
         config: Config,
         peer: PeerSettings,
         peer_addr: Option<SocketAddr>,
-    ) -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
-        let (out, rx) = mpsc::unbounded_channel();
+    ) -> Arc<Shared> {
         let cancels = CancelBudget::new(config.cancel_budget(), Instant::now());
         let shared = Shared {
             send_window: Semaphore::new(peer.connection_window.min(MAX_CREDIT) as usize),
@@ -172,7 +175,7 @@ impl Shared {
             peer,
             peer_addr,
             role,
-            out,
+            outbox: Outbox::default(),
             table: Mutex::new(Table {
                 streams: HashMap::with_hasher(IdHashState::new()),
                 last_id: 0,
@@ -195,7 +198,7 @@ impl Shared {
                 runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
             }),
         };
-        (Arc::new(shared), rx)
+        Arc::new(shared)
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -204,7 +207,7 @@ impl Shared {
 
     /// Queues a frame for the writer. After the connection closed this does nothing.
     pub(crate) fn push(&self, frame: Frame) {
-        let _ = self.out.send(Out::Frame(frame));
+        self.outbox.push(Out::Frame(frame));
     }
 
     /// Queues a frame the peer's input called for. `Err` once too many are waiting: the peer
@@ -215,13 +218,13 @@ impl Shared {
                 "the peer keeps sending while {MAX_QUEUED_REPLIES} answers wait for it to read"
             ));
         }
-        let _ = self.out.send(Out::Reply(frame));
+        self.outbox.push(Out::Reply(frame));
         Ok(())
     }
 
     /// Asks the writer to flush what is queued and close the write side.
     pub(crate) fn push_shutdown(&self) {
-        let _ = self.out.send(Out::Shutdown);
+        self.outbox.push(Out::Shutdown);
     }
 
     /// Why the connection is unusable, if it is.
@@ -1067,12 +1070,9 @@ impl Drop for SendGuard<'_> {
 }
 
 /// A client connection for unit tests, whose peer announces frames of up to `max_frame_size`
-/// bytes, messages of up to 1 MiB and windows of `window` bytes; with its writer's queue.
+/// bytes, messages of up to 1 MiB and windows of `window` bytes.
 #[cfg(test)]
-pub(crate) fn test_client(
-    max_frame_size: u32,
-    window: u32,
-) -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
+pub(crate) fn test_client(max_frame_size: u32, window: u32) -> Arc<Shared> {
     let peer = PeerSettings {
         max_frame_size,
         max_message_size: 1 << 20,
@@ -1161,9 +1161,10 @@ impl Connection {
                 }
             })?;
         let (read, write) = crate::transport::split(io);
-        let (shared, rx) = Shared::new(Role::Client, config, peer, peer_addr);
-        tokio::spawn(writer::run(shared.clone(), rx, write));
-        tokio::spawn(reader::run(shared.clone(), read));
+        let shared = Shared::new(Role::Client, config, peer, peer_addr);
+        let writing = Writing::new(write);
+        tokio::spawn(writer::run(shared.clone(), writing.clone()));
+        tokio::spawn(reader::run(shared.clone(), read, writing));
         if let Some(interval) = shared.config.keepalive_interval {
             tokio::spawn(keepalive(
                 shared.clone(),
@@ -1197,14 +1198,14 @@ mod tests {
         }
     }
 
-    fn server() -> (Arc<Shared>, mpsc::UnboundedReceiver<Out>) {
+    fn server() -> Arc<Shared> {
         let role = Role::Server(Arc::new(Router::default()));
         Shared::new(role, Config::default(), peer(256 << 10, 16 << 20), None)
     }
 
-    fn closes(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Status> {
+    fn closes(conn: &Shared) -> Vec<Status> {
         let mut found = Vec::new();
-        while let Ok(out) = rx.try_recv() {
+        while let Some(out) = conn.outbox.try_pop() {
             if let Out::Frame(Frame::Close { status, .. })
             | Out::Reply(Frame::Close { status, .. }) = out
             {
@@ -1217,7 +1218,7 @@ mod tests {
     /// What `accept` made of an OPEN's payload: the arguments handed over whole, and the
     /// messages the stream then yields.
     async fn accepted(id: u32, data: Bytes, end_stream: bool) -> (Option<Bytes>, Vec<Bytes>) {
-        let (conn, _rx) = server();
+        let conn = server();
         let Accepted::Call { stream, args } = conn.accept(id, data, end_stream).unwrap() else {
             panic!("call {id} refused")
         };
@@ -1240,7 +1241,7 @@ mod tests {
         two.extend_from_slice(&msg(b"\x91\x02"));
         let (args, queued) = accepted(1, Bytes::from(two), true).await;
         assert_eq!((args, queued.len()), (None, 2));
-        let (conn, _rx) = server();
+        let conn = server();
         let short = msg(b"\x91\x01").slice(..5);
         let Accepted::Call { stream, args } = conn.accept(1, short, true).unwrap() else {
             panic!()
@@ -1253,7 +1254,7 @@ mod tests {
         );
 
         // A stream that goes on keeps its first message in the queue.
-        let (conn, _rx) = server();
+        let conn = server();
         let Accepted::Call { stream, args } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
             panic!()
         };
@@ -1265,7 +1266,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streaming_reader_reads_a_payload_as_one_run_until_the_call_fails_here() {
-        let (conn, _rx) = server();
+        let conn = server();
         let mut wire = msg(b"\x01").to_vec();
         wire.extend_from_slice(&msg(b"\x02"));
         wire.extend_from_slice(&msg(b"\x03"));
@@ -1295,7 +1296,7 @@ mod tests {
     #[test]
     fn a_whole_unary_request_over_the_stream_window_is_still_a_flow_control_error() {
         // The server's window (`Config::default`) is 2 MiB; its message limit is 4 MiB.
-        let (conn, _rx) = server();
+        let conn = server();
         let body = vec![0u8; (2 << 20) + 1];
         let err = conn.accept(1, msg(&body), true).unwrap_err();
         assert!(err.contains("over its window"), "{err}");
@@ -1303,7 +1304,7 @@ mod tests {
 
     #[tokio::test]
     async fn data_routed_to_a_stream_that_just_finished_is_dropped_not_kept() {
-        let (conn, _rx) = server();
+        let conn = server();
         let Accepted::Call { stream, .. } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
             panic!()
         };
@@ -1328,7 +1329,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_error_before_the_reply_still_sends_a_close() {
-        let (conn, mut rx) = server();
+        let conn = server();
         let Accepted::Call { stream, .. } = conn.accept(1, msg(b"\xc0"), false).unwrap() else {
             panic!()
         };
@@ -1342,14 +1343,14 @@ mod tests {
         .unwrap();
         conn.finish_all(&stream, Status::new(Code::Ok, ""), Some(msg(b"\x01")))
             .await;
-        let closes = closes(&mut rx);
+        let closes = closes(&conn);
         assert_eq!(closes.len(), 1, "{closes:?}");
         assert_eq!(closes[0].code(), Code::ResourceExhausted);
     }
 
     #[tokio::test]
     async fn a_send_dropped_while_waiting_for_connection_credit_gives_its_credit_back() {
-        let (conn, _rx) = Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
+        let conn = Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
         // The arguments take the whole connection window.
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), msg(&[0; 4092]), false)
@@ -1375,8 +1376,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_send_dropped_half_way_through_a_message_ends_the_call() {
-        let (conn, mut rx) =
-            Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
+        let conn = Shared::new(Role::Client, Config::default(), peer(64 << 10, 4096), None);
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), msg(b"\xc0"), false)
             .unwrap();
@@ -1392,7 +1392,7 @@ mod tests {
             "a torn message cancels the call"
         );
         let mut cancelled = false;
-        while let Ok(out) = rx.try_recv() {
+        while let Some(out) = conn.outbox.try_pop() {
             cancelled |= matches!(out, Out::Frame(Frame::Cancel { .. }));
         }
         assert!(cancelled);
@@ -1400,7 +1400,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_to_a_peer_that_does_not_read_are_bounded() {
-        let (conn, _rx) = server();
+        let conn = server();
         let mut result = Ok(());
         for payload in 0..=MAX_QUEUED_REPLIES as u64 {
             result = conn.on_frame(Frame::Ping {
@@ -1439,7 +1439,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_cancels_every_call_it_opens_is_disconnected() {
-        let (conn, mut rx) = server();
+        let conn = server();
         let budget = conn.config.cancel_budget();
         let mut id = 1;
         let violation = loop {
@@ -1461,7 +1461,7 @@ mod tests {
             "{cancelled} cancels, budget {budget}"
         );
         let mut goaway = None;
-        while let Ok(out) = rx.try_recv() {
+        while let Some(out) = conn.outbox.try_pop() {
             if let Out::Frame(Frame::GoAway { code, reason, .. }) = out {
                 goaway = Some((code, reason));
             }
@@ -1473,7 +1473,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_cancels_half_its_calls_is_not() {
-        let (conn, _rx) = server();
+        let conn = server();
         // Ten budgets' worth of cancels, each paid for by a call that finished.
         let calls = conn.config.cancel_budget() * 20;
         for id in 1..=calls {
@@ -1493,7 +1493,7 @@ mod tests {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let (conn, _rx) = server();
+                let conn = server();
                 conn.close(&Status::unavailable("gone"));
                 let taken = conn.take_connection_credit(100).await;
                 done.send(taken.map_err(|status| status.code())).unwrap();

@@ -30,7 +30,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::connection::{Role, Shared, keepalive, reader, writer};
+use crate::connection::writer::{self, Writing};
+use crate::connection::{Role, Shared, keepalive, reader};
 use crate::task::AbortOnDrop;
 use crate::{Service, Status, handshake};
 
@@ -353,11 +354,12 @@ async fn serve_connection<IO>(
         _ = drain.cancelled() => return,
     };
     let (read, write) = crate::transport::split(io);
-    let (conn, rx) = Shared::new(Role::Server(router), config, peer, peer_addr);
+    let conn = Shared::new(Role::Server(router), config, peer, peer_addr);
     stats.register(&conn);
     // However this task ends, even dropped mid-way, the connection's calls and writer end too.
     let _close = CloseOnDrop(conn.clone());
-    let mut writer = tokio::spawn(writer::run(conn.clone(), rx, write));
+    let writing = Writing::new(write);
+    let mut writer = tokio::spawn(writer::run(conn.clone(), writing.clone()));
     if let Some(interval) = conn.config.keepalive_interval {
         tokio::spawn(keepalive(
             conn.clone(),
@@ -367,7 +369,7 @@ async fn serve_connection<IO>(
     }
     // The reader is a task of its own, not a branch of the loop below: it is woken for every
     // read, and each wake of this loop would poll the shutdown tokens too (a lock each).
-    let mut reader = AbortOnDrop::spawn(reader::run(conn.clone(), read));
+    let mut reader = AbortOnDrop::spawn(reader::run(conn.clone(), read, writing));
     let mut draining = false;
     loop {
         let handler_done = conn.handler_done.notified();

@@ -1,19 +1,27 @@
 //! The reader task: cuts frames from the socket and routes each to its stream.
 //!
 //! It never waits for an application to consume anything: flow control bounds what a peer may
-//! send, so buffering whatever arrives is always within limits.
+//! send, so buffering whatever arrives is always within limits. The answers it queues (a call
+//! a server handler finished at once, a PING's) it writes itself when its poll ends (see
+//! [`outbox`](super::outbox)).
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::StreamExt;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use std::sync::atomic::Ordering;
 
+use super::outbox::Outbox;
+use super::writer::Writing;
 use super::{MAX_QUEUED_REPLIES, Shared, Task, Violation};
 use crate::Status;
 use crate::frame::{Frame, FrameCodec, FrameError};
@@ -21,8 +29,77 @@ use crate::frame::{Frame, FrameCodec, FrameError};
 /// Initial read buffer per connection; it grows only with bytes that actually arrive.
 const READ_BUFFER: usize = 8 * 1024;
 
+/// The reader task: reads frames until the connection ends, then closes it. What each poll
+/// queued goes to `writing` at its end.
+pub(crate) fn run<R, W>(
+    conn: Arc<Shared>,
+    read: R,
+    writing: Arc<Writing<W>>,
+) -> impl Future<Output = ()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    Answering {
+        frames: read_frames(conn.clone(), read),
+        conn,
+        writing,
+    }
+}
+
+pin_project! {
+    /// The future of [`run`]: each poll of `frames` under the outbox's hold, then the answers
+    /// it queued written.
+    struct Answering<F, W> {
+        #[pin]
+        frames: F,
+        conn: Arc<Shared>,
+        writing: Arc<Writing<W>>,
+    }
+}
+
+impl<F: Future<Output = ()>, W: AsyncWrite + Unpin> Future for Answering<F, W> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let hold = Hold::new(&this.conn.outbox);
+        let polled = this.frames.poll(cx);
+        if hold.release() {
+            this.writing.write_now(this.conn);
+        }
+        polled
+    }
+}
+
+/// The outbox's hold for one poll of the reader; should the poll panic, dropping it hands
+/// whatever was queued to the writer.
+struct Hold<'a>(Option<&'a Outbox>);
+
+impl<'a> Hold<'a> {
+    fn new(outbox: &'a Outbox) -> Hold<'a> {
+        outbox.hold();
+        Hold(Some(outbox))
+    }
+
+    /// Ends the hold: `true` if answers are queued, for the reader to write.
+    fn release(mut self) -> bool {
+        self.0.take().is_some_and(Outbox::release)
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        if let Some(outbox) = self.0.take()
+            && outbox.release()
+        {
+            outbox.kick();
+        }
+    }
+}
+
 /// Reads frames until the connection ends, then closes it.
-pub(crate) async fn run<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
+async fn read_frames<R: AsyncRead + Unpin>(conn: Arc<Shared>, read: R) {
     let codec = FrameCodec::new(conn.config.max_frame_size as usize);
     let read = Counted {
         inner: read,
@@ -164,11 +241,37 @@ mod tests {
     use crate::connection::{test_client, writer};
 
     #[tokio::test]
+    async fn answers_queued_by_a_poll_that_panicked_still_reach_the_writer() {
+        let conn = test_client(1 << 20, 1 << 20);
+        let (write, mut peer_side) = tokio::io::duplex(1 << 16);
+        tokio::spawn(writer::run(conn.clone(), Writing::new(write)));
+        tokio::task::yield_now().await; // the writer waits for work
+        let hold = Hold::new(&conn.outbox);
+        conn.on_frame(Frame::Ping {
+            ack: false,
+            payload: 7,
+        })
+        .unwrap();
+        // As when unwinding: the hold is dropped, not released.
+        drop(hold);
+        let mut expected = bytes::BytesMut::new();
+        Frame::Ping {
+            ack: true,
+            payload: 7,
+        }
+        .encode(&mut expected);
+        let mut answer = vec![0; expected.len()];
+        let read = tokio::time::timeout(Duration::from_secs(5), peer_side.read_exact(&mut answer));
+        read.await.expect("the PING was answered").unwrap();
+        assert_eq!(answer, expected);
+    }
+
+    #[tokio::test]
     async fn a_reader_paused_for_unread_answers_goes_on_once_the_peer_reads_them() {
-        let (conn, rx) = test_client(1 << 20, 1 << 20);
+        let conn = test_client(1 << 20, 1 << 20);
         // A pipe of 64 bytes: the answers wait for the peer to read them.
         let (write, mut peer_side) = tokio::io::duplex(64);
-        tokio::spawn(writer::run(conn.clone(), rx, write));
+        tokio::spawn(writer::run(conn.clone(), Writing::new(write)));
         for payload in 0..(MAX_QUEUED_REPLIES / 2 + 100) as u64 {
             conn.on_frame(Frame::Ping {
                 ack: false,

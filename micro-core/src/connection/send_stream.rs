@@ -227,16 +227,15 @@ mod tests {
 
     use bytes::Bytes;
     use futures::StreamExt;
-    use tokio::sync::mpsc::UnboundedReceiver;
 
     use super::*;
     use crate::Metadata;
     use crate::connection::{Out, test_client};
 
     /// DATA payload sizes on the writer's queue, in order.
-    fn data_sizes(rx: &mut UnboundedReceiver<Out>) -> Vec<usize> {
+    fn data_sizes(conn: &Shared) -> Vec<usize> {
         let mut sizes = Vec::new();
-        while let Ok(out) = rx.try_recv() {
+        while let Some(out) = conn.outbox.try_pop() {
             if let Out::Frame(Frame::Data { data, .. }) = out {
                 sizes.push(data.len());
             }
@@ -264,18 +263,18 @@ mod tests {
     }
 
     /// A client connection with one open call, whose peer grants 8 MiB of credit.
-    fn open_call() -> (Arc<Shared>, Arc<CallStream>, UnboundedReceiver<Out>) {
-        let (conn, rx) = test_client(1 << 20, 8 << 20);
+    fn open_call() -> (Arc<Shared>, Arc<CallStream>) {
+        let conn = test_client(1 << 20, 8 << 20);
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), Bytes::new(), false)
             .unwrap();
-        (conn, stream, rx)
+        (conn, stream)
     }
 
     async fn sent_sizes(items: impl futures::Stream<Item = Result<u32, Status>>) -> Vec<usize> {
-        let (conn, stream, mut rx) = open_call();
-        send_stream(conn, stream, items).await.unwrap();
-        data_sizes(&mut rx)
+        let (conn, stream) = open_call();
+        send_stream(conn.clone(), stream, items).await.unwrap();
+        data_sizes(&conn)
     }
 
     #[tokio::test]
@@ -308,11 +307,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_held_when_the_items_wait_for_good_is_still_sent() {
-        let (conn, stream, mut rx) = open_call();
-        let sender = tokio::spawn(send_stream(conn, stream, then_stuck()));
+        let (conn, stream) = open_call();
+        let sender = tokio::spawn(send_stream(conn.clone(), stream, then_stuck()));
         let sent = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
-                let sizes = data_sizes(&mut rx);
+                let sizes = data_sizes(&conn);
                 if !sizes.is_empty() {
                     return sizes;
                 }
@@ -327,10 +326,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_always_ready_stream_yields_often_but_sends_full_batches() {
-        let (conn, stream, mut rx) = open_call();
+        let (conn, stream) = open_call();
         let items = 20_000u32;
         let mut send = std::pin::pin!(send_stream(
-            conn,
+            conn.clone(),
             stream,
             futures::stream::iter(0..items).map(Ok::<_, Status>),
         ));
@@ -344,7 +343,7 @@ mod tests {
         // The task's cooperative budget stopped it every 128 items...
         assert!(polls > 100, "{polls} polls");
         // ...but what it sent went out in batches of at least HOLD_BYTES, except the last.
-        let sizes = data_sizes(&mut rx);
+        let sizes = data_sizes(&conn);
         let (last, full) = sizes.split_last().unwrap();
         assert!(full.iter().all(|&n| n >= HOLD_BYTES), "{sizes:?}");
         // Every item arrived, in order (each is a 4-byte prefix and a MessagePack integer).

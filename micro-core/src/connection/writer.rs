@@ -1,17 +1,21 @@
-//! The writer task: the only place that writes to the socket.
+//! The writer task: what writes to the socket, with the reader for the answers it queued.
 //!
 //! It takes every frame already queued, encodes them into one buffer and writes that buffer at
-//! once, so many small frames from many streams cost one system call and flush.
-
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+//! once, so many small frames from many streams cost one system call and flush. The socket's
+//! writing half and that buffer are [`Writing`], which the reader borrows when its poll ends
+//! having queued answers (see [`outbox`](super::outbox)): it writes them there and then, and
+//! leaves the writer whatever the socket would not take at once.
 
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWrite;
 
 use super::{MAX_QUEUED_REPLIES, Out, Shared, Task};
 use crate::Status;
@@ -28,84 +32,215 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 /// How long the last write before closing may take.
 const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Writes queued frames until the connection closes or a shutdown is asked for.
-pub(crate) async fn run<W: AsyncWrite + Unpin>(
-    conn: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    mut write: W,
-) {
-    let mut batch = Batch::default();
-    let mut closed = conn.closing.wait(Task::Writer);
-    loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = &mut closed => None,
+/// A connection's writing half, with the frames taken from the outbox and not yet written.
+///
+/// Shared by the writer task and the reader, each locking it only inside a poll: a write the
+/// socket makes wait holds no lock meanwhile, and whoever polls next goes on with it.
+#[derive(Debug)]
+pub(crate) struct Writing<W>(Mutex<Side<W>>);
+
+#[derive(Debug)]
+struct Side<W> {
+    write: W,
+    batch: Batch,
+    /// Frames taken from the outbox that did not fit the batch; they go before any newer.
+    backlog: VecDeque<Out>,
+}
+
+/// What [`Side::fill`] found to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filled {
+    /// Nothing at all.
+    Nothing,
+    /// A batch.
+    Batch,
+    /// A batch (maybe empty) to write before closing the write side.
+    Shutdown,
+}
+
+impl<W: AsyncWrite + Unpin> Writing<W> {
+    pub(crate) fn new(write: W) -> Arc<Writing<W>> {
+        Arc::new(Writing(Mutex::new(Side {
+            write,
+            batch: Batch::default(),
+            backlog: VecDeque::new(),
+        })))
+    }
+
+    fn side(&self) -> MutexGuard<'_, Side<W>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what is queued now, from the reader, as far as the socket takes it without
+    /// waiting; the writer task is woken for the rest. A `Shutdown` is always left to it.
+    pub(crate) fn write_now(&self, conn: &Shared) {
+        let mut side = match self.0.try_lock() {
+            Ok(side) => side,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // The writer task is in the middle of a poll, on another thread: it goes on
+            // to the queue afterwards.
+            Err(TryLockError::WouldBlock) => return conn.outbox.kick(),
         };
-        let mut shutdown = match first {
-            None => true,
-            Some(out) => batch.encode(&conn, out),
-        };
-        while !shutdown && batch.len() < BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(out) => shutdown = batch.encode(&conn, out),
-                Err(_) => break,
+        if !side.batch.is_empty() {
+            // The writer task waits for the socket with a batch of its own: the new frames
+            // follow it.
+            return conn.outbox.kick();
+        }
+        if side.fill(conn, false) == Filled::Batch {
+            let mut cx = Context::from_waker(Waker::noop());
+            match side.poll_write_batch(conn, &mut cx) {
+                Poll::Ready(Ok(())) => {}
+                // The socket is full: the writer waits for it.
+                Poll::Pending => return conn.outbox.kick(),
+                Poll::Ready(Err(err)) => {
+                    drop(side);
+                    return conn.close(&Status::unavailable(format!("connection lost: {err}")));
+                }
             }
         }
-        if batch.len() > 0 {
-            let io = async {
-                batch.write_to(&mut write).await?;
-                write.flush().await
-            };
-            let written = if shutdown {
-                // Last words (GOAWAY, final CLOSEs): a peer that does not read gets no more time.
-                match tokio::time::timeout(LAST_WRITE, io).await {
-                    Ok(result) => result,
-                    Err(_) => return,
-                }
-            } else {
-                tokio::select! {
-                    biased;
-                    result = io => result,
-                    // Closed while the socket was full: nothing more to say.
-                    _ = &mut closed => return,
-                }
-            };
-            if let Err(err) = written {
-                conn.close(&Status::unavailable(format!("connection lost: {err}")));
-                return;
-            }
-            let answered = std::mem::take(&mut batch.replies);
-            if answered > 0 {
-                let before = conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
-                // The reader waits only while half the limit or more is queued: only the write
-                // that takes the count below that can be the one it waits for.
-                if before >= MAX_QUEUED_REPLIES / 2 && before - answered < MAX_QUEUED_REPLIES / 2 {
-                    conn.answers_written.notify_waiters();
-                }
-            }
-        }
-        if shutdown {
-            let _ = write.shutdown().await;
-            return;
+        if !side.backlog.is_empty() {
+            // More than a batch, or a shutdown: the writer's.
+            conn.outbox.kick();
         }
     }
 }
 
-/// Writes every part, as many at once as the socket takes.
-async fn write_all_parts<W: AsyncWrite + Unpin>(
+impl<W: AsyncWrite + Unpin> Side<W> {
+    /// Gathers frames into the batch, the backlog first, up to [`BATCH_BYTES`]; a batch
+    /// started already is left as it is. `Shutdown` ends the gathering if `shutdown` (the
+    /// writer task), and is kept in the backlog otherwise (the reader).
+    fn fill(&mut self, conn: &Shared, shutdown: bool) -> Filled {
+        if !self.batch.is_empty() {
+            return Filled::Batch;
+        }
+        loop {
+            if self.backlog.is_empty() {
+                conn.outbox.take_all(&mut self.backlog);
+                if self.backlog.is_empty() {
+                    break;
+                }
+            }
+            while let Some(out) = self.backlog.pop_front() {
+                if let Out::Shutdown = out {
+                    if shutdown {
+                        return Filled::Shutdown;
+                    }
+                    self.backlog.push_front(out);
+                    return self.filled();
+                }
+                self.batch.encode(conn, out);
+                if self.batch.len() >= BATCH_BYTES {
+                    return Filled::Batch;
+                }
+            }
+        }
+        self.filled()
+    }
+
+    fn filled(&self) -> Filled {
+        if self.batch.is_empty() {
+            Filled::Nothing
+        } else {
+            Filled::Batch
+        }
+    }
+
+    /// Writes and flushes the batch, going on from where an earlier poll stopped; once it is
+    /// all written, the answers in it stop counting as waiting.
+    fn poll_write_batch(&mut self, conn: &Shared, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.batch.poll_write(&mut self.write, cx))?;
+        ready!(Pin::new(&mut self.write).poll_flush(cx))?;
+        let answered = std::mem::take(&mut self.batch.replies);
+        if answered > 0 {
+            let before = conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
+            // The reader waits only while half the limit or more is queued: only the write
+            // that takes the count below that can be the one it waits for.
+            if before >= MAX_QUEUED_REPLIES / 2 && before - answered < MAX_QUEUED_REPLIES / 2 {
+                conn.answers_written.notify_waiters();
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Closes the outbox when the writer task ends, however it ends: nothing more will be written.
+struct CloseOutbox(Arc<Shared>);
+
+impl Drop for CloseOutbox {
+    fn drop(&mut self) {
+        self.0.outbox.close();
+    }
+}
+
+/// The writer task: writes queued frames until the connection closes or a shutdown is asked
+/// for.
+pub(crate) fn run<W: AsyncWrite + Unpin>(
+    conn: Arc<Shared>,
+    writing: Arc<Writing<W>>,
+) -> impl Future<Output = ()> {
+    // Made before the first poll, so even a task dropped unpolled closes the outbox.
+    let close_outbox = CloseOutbox(conn.clone());
+    async move {
+        let _close_outbox = close_outbox;
+        let mut closed = conn.closing.wait(Task::Writer);
+        loop {
+            tokio::select! {
+                biased;
+                () = poll_fn(|cx| conn.outbox.poll_work(cx)) => {}
+                _ = &mut closed => return,
+            }
+            // Everything there is, a batch at a time.
+            loop {
+                let filled = writing.side().fill(&conn, true);
+                if filled == Filled::Nothing {
+                    break;
+                }
+                let io = poll_fn(|cx| writing.side().poll_write_batch(&conn, cx));
+                let written = if filled == Filled::Shutdown {
+                    // Last words (GOAWAY, final CLOSEs): a peer that does not read gets no
+                    // more time.
+                    match tokio::time::timeout(LAST_WRITE, io).await {
+                        Ok(result) => result,
+                        Err(_) => return,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        result = io => result,
+                        // Closed while the socket was full: nothing more to say.
+                        _ = &mut closed => return,
+                    }
+                };
+                if let Err(err) = written {
+                    conn.close(&Status::unavailable(format!("connection lost: {err}")));
+                    return;
+                }
+                if filled == Filled::Shutdown {
+                    let shutdown =
+                        poll_fn(|cx| Pin::new(&mut writing.side().write).poll_shutdown(cx));
+                    let _ = tokio::time::timeout(LAST_WRITE, shutdown).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes every part, as many at once as the socket takes, dropping each once written.
+fn poll_write_parts<W: AsyncWrite + Unpin>(
     write: &mut W,
     parts: &mut VecDeque<Bytes>,
-) -> io::Result<()> {
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     while !parts.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let count = parts.len().min(MAX_SLICES);
         for (slice, part) in slices.iter_mut().zip(parts.iter()) {
             *slice = IoSlice::new(part);
         }
-        let mut written = write.write_vectored(&slices[..count]).await?;
+        let mut written = ready!(Pin::new(&mut *write).poll_write_vectored(cx, &slices[..count]))?;
         if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         while written > 0 {
             let front = parts.front_mut().expect("written bytes came from a part");
@@ -118,7 +253,7 @@ async fn write_all_parts<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }
 
 /// Frames gathered for one write: small frames encoded into `head`, large payloads kept in
@@ -126,6 +261,8 @@ async fn write_all_parts<W: AsyncWrite + Unpin>(
 #[derive(Debug, Default)]
 struct Batch {
     head: BytesMut,
+    /// Bytes of `head` written already, while it is written on its own.
+    head_written: usize,
     parts: VecDeque<Bytes>,
     /// Bytes in `parts`.
     frozen: usize,
@@ -136,8 +273,14 @@ struct Batch {
 }
 
 impl Batch {
+    /// Bytes gathered (some may be written already, while a write goes on).
     fn len(&self) -> usize {
         self.frozen + self.head.len()
+    }
+
+    /// Whether everything gathered is written.
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.head.len() == self.head_written
     }
 
     /// Moves what `head` holds into `parts`.
@@ -156,23 +299,37 @@ impl Batch {
         self.open_data = None;
     }
 
-    /// Writes everything gathered; the batch starts empty again, keeping its buffers.
+    /// Writes everything gathered, going on from where an earlier poll stopped; once it is all
+    /// written the batch starts empty again, keeping its buffers.
     ///
     /// A batch of small frames only (every unary call, most streaming) is written straight
     /// from the buffer it was encoded into, which is then reused as it is: no part to cut off,
     /// count references to and queue.
-    async fn write_to<W: AsyncWrite + Unpin>(&mut self, write: &mut W) -> io::Result<()> {
+    fn poll_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        write: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.parts.is_empty() {
-            return write_all_parts(write, self.ready_parts()).await;
+            ready!(poll_write_parts(write, self.ready_parts(), cx))?;
+            return Poll::Ready(Ok(()));
         }
-        write.write_all(&self.head).await?;
+        while self.head_written < self.head.len() {
+            let unwritten = &self.head[self.head_written..];
+            let n = ready!(Pin::new(&mut *write).poll_write(cx, unwritten))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.head_written += n;
+        }
+        self.head_written = 0;
         self.open_data = None;
         if self.head.capacity() > KEEP_CAPACITY {
             self.head = BytesMut::new();
         } else {
             self.head.clear();
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// Everything gathered, ready to write; writing drains it (keeping the deque's capacity)
@@ -186,6 +343,11 @@ impl Batch {
     #[cfg(test)]
     fn take_parts(&mut self) -> VecDeque<Bytes> {
         std::mem::take(self.ready_parts())
+    }
+
+    #[cfg(test)]
+    async fn write_to<W: AsyncWrite + Unpin>(&mut self, write: &mut W) -> io::Result<()> {
+        poll_fn(|cx| self.poll_write(write, cx)).await
     }
 
     /// Encodes one queued item; `true` if it asks for the shutdown.
@@ -282,7 +444,7 @@ mod tests {
     use crate::connection::test_client;
 
     fn conn(max_frame_size: u32) -> Arc<Shared> {
-        test_client(max_frame_size, 1 << 20).0
+        test_client(max_frame_size, 1 << 20)
     }
 
     fn data(id: u32, end_stream: bool, len: usize) -> Out {
@@ -476,6 +638,116 @@ mod tests {
         assert!(batch.write_to(&mut a).await.is_err());
     }
 
+    /// Queues DATA frames for streams `ids` (`len` bytes each) and returns their encoding.
+    fn queue_data(conn: &Shared, ids: std::ops::Range<u32>, len: usize) -> BytesMut {
+        let mut expected = BytesMut::new();
+        for id in ids {
+            let frame = Frame::Data {
+                id,
+                end_stream: true,
+                data: Bytes::from(vec![id as u8; len]),
+            };
+            frame.encode(&mut expected);
+            conn.push(frame);
+        }
+        expected
+    }
+
+    async fn read_exactly(read: &mut tokio::io::DuplexStream, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        let read_all = tokio::io::AsyncReadExt::read_exact(read, &mut bytes);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read_all)
+            .await
+            .expect("everything queued is written")
+            .unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_at_once_the_writer_finishes() {
+        let conn = conn(1 << 20);
+        // A tiny pipe: the reader's write stops after 64 bytes.
+        let (write, mut peer) = tokio::io::duplex(64);
+        let writing = Writing::new(write);
+        let expected = queue_data(&conn, 1..11, 100);
+        writing.write_now(&conn);
+        assert!(!writing.side().batch.is_empty(), "the pipe took only part");
+        // Nothing is queued any more: the writer goes on because it was woken for the batch.
+        tokio::spawn(run(conn.clone(), writing));
+        assert_eq!(read_exactly(&mut peer, expected.len()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn frames_queued_behind_an_unfinished_batch_follow_it() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(64);
+        let writing = Writing::new(write);
+        let mut expected = queue_data(&conn, 1..11, 100);
+        writing.write_now(&conn);
+        // Newer frames wait behind the unfinished batch, even from another write now.
+        expected.extend(queue_data(&conn, 11..21, 100));
+        writing.write_now(&conn);
+        // The writer task was kicked: it finishes the batch, then the rest.
+        tokio::spawn(run(conn.clone(), writing));
+        assert_eq!(read_exactly(&mut peer, expected.len()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn the_reader_leaves_a_shutdown_and_what_follows_to_the_writer() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(1 << 16);
+        let writing = Writing::new(write);
+        let expected = queue_data(&conn, 1..4, 10);
+        conn.push_shutdown();
+        queue_data(&conn, 4..5, 10);
+        writing.write_now(&conn);
+        assert_eq!(read_exactly(&mut peer, expected.len()).await, expected);
+        assert!(
+            matches!(writing.side().backlog.front(), Some(Out::Shutdown)),
+            "the shutdown is the writer's"
+        );
+        tokio::spawn(run(conn.clone(), writing));
+        let mut rest = Vec::new();
+        let closed = tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut rest);
+        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
+            .await
+            .expect("the writer shut the write side")
+            .unwrap();
+        assert!(rest.is_empty(), "nothing after the shutdown: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_ahead_of_everything_the_reader_queued_goes_to_the_writer() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(1 << 16);
+        let writing = Writing::new(write);
+        conn.push_shutdown();
+        queue_data(&conn, 1..2, 10);
+        writing.write_now(&conn);
+        // Nothing for the reader to write: the writer alone can go on, so it was woken.
+        tokio::spawn(run(conn.clone(), writing));
+        let mut rest = Vec::new();
+        let closed = tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut rest);
+        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
+            .await
+            .expect("the writer shut the write side")
+            .unwrap();
+        assert!(rest.is_empty(), "nothing after the shutdown: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_gone_when_the_reader_writes_closes_the_connection() {
+        let conn = conn(1 << 20);
+        let (write, peer) = tokio::io::duplex(64);
+        drop(peer);
+        let writing = Writing::new(write);
+        queue_data(&conn, 1..2, 10);
+        writing.write_now(&conn);
+        let status = conn.closed_status().expect("closed");
+        assert_eq!(status.code(), crate::Code::Unavailable);
+        assert!(status.message().contains("connection lost"), "{status:?}");
+    }
+
     #[tokio::test]
     async fn partial_vectored_writes_resume_where_they_stopped() {
         let (mut a, mut b) = tokio::io::duplex(7); // a tiny pipe: every write is partial
@@ -484,7 +756,9 @@ mod tests {
             .map(Bytes::from)
             .collect();
         let writer = tokio::spawn(async move {
-            write_all_parts(&mut a, &mut parts).await.unwrap();
+            poll_fn(|cx| poll_write_parts(&mut a, &mut parts, cx))
+                .await
+                .unwrap();
         });
         let mut read = Vec::new();
         let mut chunk = [0u8; 64];
