@@ -354,11 +354,11 @@ async fn serve_connection<IO>(
         _ = drain.cancelled() => return,
     };
     let (read, write) = crate::transport::split(io);
-    let conn = Shared::new(Role::Server(router), config, peer, peer_addr);
+    let writing = Writing::new(write);
+    let conn = Shared::new(Role::Server(router), config, peer, peer_addr, None);
     stats.register(&conn);
     // However this task ends, even dropped mid-way, the connection's calls and writer end too.
     let _close = CloseOnDrop(conn.clone());
-    let writing = Writing::new(write);
     let mut writer = tokio::spawn(writer::run(conn.clone(), writing.clone()));
     if let Some(interval) = conn.config.keepalive_interval {
         tokio::spawn(keepalive(

@@ -194,6 +194,7 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
+        self.conn.call_dropped();
         if self.conn.release(&self.stream) {
             // The call had ended: nothing to tell the server.
         } else if self.deadline.is_some_and(|d| Instant::now() >= d) {

@@ -62,6 +62,16 @@ impl Outbox {
         }
     }
 
+    /// Queues `out` without waking the writer: the caller writes it at once with
+    /// [`Writing::write_now`](super::writer::Writing::write_now), which wakes the writer for
+    /// whatever it cannot write.
+    pub(crate) fn push_unwoken(&self, out: Out) {
+        let mut state = self.state();
+        if !state.closed {
+            state.queue.push_back(out);
+        }
+    }
+
     /// The writer task: ready once there is work, from the queue or [`kick`](Self::kick).
     pub(crate) fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.state();

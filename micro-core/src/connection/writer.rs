@@ -58,6 +58,23 @@ enum Filled {
     Shutdown,
 }
 
+/// [`Writing::write_now`], for [`Shared`], which does not know the socket's type.
+pub(crate) trait WriteNow: Send + Sync {
+    fn write_now(&self, conn: &Shared);
+}
+
+impl std::fmt::Debug for dyn WriteNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writing")
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send> WriteNow for Writing<W> {
+    fn write_now(&self, conn: &Shared) {
+        Writing::write_now(self, conn);
+    }
+}
+
 impl<W: AsyncWrite + Unpin> Writing<W> {
     pub(crate) fn new(write: W) -> Arc<Writing<W>> {
         Arc::new(Writing(Mutex::new(Side {
@@ -71,8 +88,9 @@ impl<W: AsyncWrite + Unpin> Writing<W> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes what is queued now, from the reader, as far as the socket takes it without
-    /// waiting; the writer task is woken for the rest. A `Shutdown` is always left to it.
+    /// Writes what is queued now, as far as the socket takes it without waiting; the writer
+    /// task is woken for the rest. A `Shutdown` is always left to it. The reader calls it when
+    /// its poll queued answers, and a call alone on its connection for its OPEN frame.
     pub(crate) fn write_now(&self, conn: &Shared) {
         let mut side = match self.0.try_lock() {
             Ok(side) => side,
