@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -144,8 +144,11 @@ pub(crate) struct Shared {
     /// The same, for the reader and writer tasks, which wait on it all the time.
     pub(crate) closing: closing::Closing,
     running: AtomicUsize,
-    /// Woken whenever a handler finishes, for graceful shutdown.
+    /// Woken whenever a handler finishes once the server sent GOAWAY: a graceful shutdown
+    /// waits on it for the calls to end.
     pub(crate) handler_done: Notify,
+    /// The server sent GOAWAY (see `handler_done`).
+    going_away: AtomicBool,
     /// The connection runs on a single-threaded runtime: a call starts inline (see
     /// `server::dispatch::open`).
     pub(crate) single_threaded: bool,
@@ -202,6 +205,7 @@ impl Shared {
             closing: closing::Closing::default(),
             running: AtomicUsize::new(0),
             handler_done: Notify::new(),
+            going_away: AtomicBool::new(false),
             single_threaded: tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
                 runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
             }),
@@ -446,8 +450,12 @@ impl Shared {
 
     /// Counts a handler as finished.
     pub(crate) fn handler_finished(&self) {
-        self.running.fetch_sub(1, Ordering::AcqRel);
-        self.handler_done.notify_waiters();
+        // Sequentially consistent with `go_away` and `is_idle`: either this sees the GOAWAY
+        // and wakes the shutdown, or the shutdown's check after it sees this handler gone.
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if self.going_away.load(Ordering::SeqCst) {
+            self.handler_done.notify_waiters();
+        }
     }
 
     /// Ends a call from the server side with its final status; `data` holds the last message
@@ -563,6 +571,7 @@ impl Shared {
 
     /// Stops accepting calls: answers new OPENs with `Unavailable` and tells the client.
     pub(crate) fn go_away(&self, reason: &str) {
+        self.going_away.store(true, Ordering::SeqCst);
         let mut table = self.table();
         if table.going_away || table.closed.is_some() {
             return;
@@ -579,7 +588,7 @@ impl Shared {
 
     /// Whether no call is running or open.
     pub(crate) fn is_idle(&self) -> bool {
-        self.running.load(Ordering::Acquire) == 0 && self.table().streams.is_empty()
+        self.running.load(Ordering::SeqCst) == 0 && self.table().streams.is_empty()
     }
 
     // ----- both sides --------------------------------------------------------------------
