@@ -1401,6 +1401,17 @@ mod tests {
         assert_eq!(closes[0].code(), Code::ResourceExhausted);
     }
 
+    /// A client whose peer grants 64 KiB of stream credit but only 4096 bytes for the connection.
+    fn client_with_4096_of_connection_credit() -> Arc<Shared> {
+        Shared::new(
+            Role::Client,
+            Config::default(),
+            peer(64 << 10, 4096),
+            None,
+            None,
+        )
+    }
+
     /// Reads one frame off the wire.
     async fn read_frame(wire: &mut tokio::io::DuplexStream) -> Frame {
         use tokio::io::AsyncReadExt;
@@ -1458,13 +1469,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_send_dropped_while_waiting_for_connection_credit_gives_its_credit_back() {
-        let conn = Shared::new(
-            Role::Client,
-            Config::default(),
-            peer(64 << 10, 4096),
-            None,
-            None,
-        );
+        let conn = client_with_4096_of_connection_credit();
         // The arguments take the whole connection window.
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), msg(&[0; 4092]), false)
@@ -1490,13 +1495,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_send_dropped_half_way_through_a_message_ends_the_call() {
-        let conn = Shared::new(
-            Role::Client,
-            Config::default(),
-            peer(64 << 10, 4096),
-            None,
-            None,
-        );
+        let conn = client_with_4096_of_connection_credit();
         let (stream, _) = conn
             .open("S.m", None, Metadata::new(), msg(b"\xc0"), false)
             .unwrap();

@@ -671,6 +671,17 @@ mod tests {
         expected
     }
 
+    /// The write side is shut, with nothing more written before it.
+    async fn assert_shut_with_nothing_more(peer: &mut tokio::io::DuplexStream) {
+        let mut rest = Vec::new();
+        let closed = tokio::io::AsyncReadExt::read_to_end(peer, &mut rest);
+        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
+            .await
+            .expect("the writer shut the write side")
+            .unwrap();
+        assert!(rest.is_empty(), "nothing after the shutdown: {rest:?}");
+    }
+
     async fn read_exactly(read: &mut tokio::io::DuplexStream, len: usize) -> Vec<u8> {
         let mut bytes = vec![0; len];
         let read_all = tokio::io::AsyncReadExt::read_exact(read, &mut bytes);
@@ -725,13 +736,7 @@ mod tests {
             "the shutdown is the writer's"
         );
         tokio::spawn(run(conn.clone(), writing));
-        let mut rest = Vec::new();
-        let closed = tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut rest);
-        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
-            .await
-            .expect("the writer shut the write side")
-            .unwrap();
-        assert!(rest.is_empty(), "nothing after the shutdown: {rest:?}");
+        assert_shut_with_nothing_more(&mut peer).await;
     }
 
     #[tokio::test]
@@ -744,13 +749,7 @@ mod tests {
         writing.write_now(&conn);
         // Nothing for the reader to write: the writer alone can go on, so it was woken.
         tokio::spawn(run(conn.clone(), writing));
-        let mut rest = Vec::new();
-        let closed = tokio::io::AsyncReadExt::read_to_end(&mut peer, &mut rest);
-        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
-            .await
-            .expect("the writer shut the write side")
-            .unwrap();
-        assert!(rest.is_empty(), "nothing after the shutdown: {rest:?}");
+        assert_shut_with_nothing_more(&mut peer).await;
     }
 
     #[tokio::test]
