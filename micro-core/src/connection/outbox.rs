@@ -147,6 +147,12 @@ impl Outbox {
         drop(dropped);
     }
 
+    /// Slots the queue has room for, for tests.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.state().queue.capacity()
+    }
+
     /// Takes the oldest queued item, for tests that read what a connection sent.
     #[cfg(test)]
     pub(crate) fn try_pop(&self) -> Option<Out> {

@@ -29,6 +29,8 @@ const ZERO_COPY: usize = 16 * 1024;
 const MAX_SLICES: usize = 64;
 /// A buffer grown past this is given back afterwards.
 const KEEP_CAPACITY: usize = 1024 * 1024;
+/// A backlog that held more frames than this is given back once empty.
+const KEEP_BACKLOG: usize = 1024;
 /// How long the last write before closing may take.
 const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -41,10 +43,16 @@ pub(crate) struct Writing<W>(Mutex<Side<W>>);
 
 #[derive(Debug)]
 struct Side<W> {
-    write: W,
+    /// Dropped when the writer task ends, as the task dropped it when it owned it: the peer
+    /// sees the connection end even while a client's handle keeps `Shared` alive.
+    write: Option<W>,
     batch: Batch,
+    /// The batch is written, its flush is not done yet: nothing new goes out before it is.
+    unflushed: bool,
     /// Frames taken from the outbox that did not fit the batch; they go before any newer.
     backlog: VecDeque<Out>,
+    /// The writer took the `Shutdown`: whatever follows it is never written.
+    shut: bool,
 }
 
 /// What [`Side::fill`] found to write.
@@ -78,9 +86,11 @@ impl<W: AsyncWrite + Unpin + Send> WriteNow for Writing<W> {
 impl<W: AsyncWrite + Unpin> Writing<W> {
     pub(crate) fn new(write: W) -> Arc<Writing<W>> {
         Arc::new(Writing(Mutex::new(Side {
-            write,
+            write: Some(write),
             batch: Batch::default(),
+            unflushed: false,
             backlog: VecDeque::new(),
+            shut: false,
         })))
     }
 
@@ -99,9 +109,14 @@ impl<W: AsyncWrite + Unpin> Writing<W> {
             // to the queue afterwards.
             Err(TryLockError::WouldBlock) => return conn.outbox.kick(),
         };
-        if !side.batch.is_empty() {
-            // The writer task waits for the socket with a batch of its own: the new frames
-            // follow it.
+        if side.shut || side.write.is_none() {
+            // Past the shutdown, or the writer ended: nothing more is written.
+            return;
+        }
+        if side.busy() {
+            // The writer task waits for the socket with a batch of its own (or its flush):
+            // the new frames follow it. Polling the socket here would also take the writer's
+            // place as the one the socket wakes.
             return conn.outbox.kick();
         }
         if side.fill(conn, false) == Filled::Batch {
@@ -128,11 +143,15 @@ impl<W: AsyncWrite + Unpin> Side<W> {
     /// started already is left as it is. `Shutdown` ends the gathering if `shutdown` (the
     /// writer task), and is kept in the backlog otherwise (the reader).
     fn fill(&mut self, conn: &Shared, shutdown: bool) -> Filled {
-        if !self.batch.is_empty() {
+        if self.busy() {
             return Filled::Batch;
         }
         loop {
             if self.backlog.is_empty() {
+                if self.backlog.capacity() > KEEP_BACKLOG {
+                    // A burst's worth of slots, given back (the outbox gets this deque next).
+                    self.backlog = VecDeque::new();
+                }
                 conn.outbox.take_all(&mut self.backlog);
                 if self.backlog.is_empty() {
                     break;
@@ -141,6 +160,7 @@ impl<W: AsyncWrite + Unpin> Side<W> {
             while let Some(out) = self.backlog.pop_front() {
                 if let Out::Shutdown = out {
                     if shutdown {
+                        self.shut = true;
                         return Filled::Shutdown;
                     }
                     self.backlog.push_front(out);
@@ -155,6 +175,16 @@ impl<W: AsyncWrite + Unpin> Side<W> {
         self.filled()
     }
 
+    /// Whether a batch is being written or flushed.
+    fn busy(&self) -> bool {
+        !self.batch.is_empty() || self.unflushed
+    }
+
+    /// Whether anything taken from the outbox is still to be written.
+    fn has_pending(&self) -> bool {
+        self.busy() || !self.backlog.is_empty()
+    }
+
     fn filled(&self) -> Filled {
         if self.batch.is_empty() {
             Filled::Nothing
@@ -166,8 +196,15 @@ impl<W: AsyncWrite + Unpin> Side<W> {
     /// Writes and flushes the batch, going on from where an earlier poll stopped; once it is
     /// all written, the answers in it stop counting as waiting.
     fn poll_write_batch(&mut self, conn: &Shared, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.batch.poll_write(&mut self.write, cx))?;
-        ready!(Pin::new(&mut self.write).poll_flush(cx))?;
+        let Some(write) = self.write.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        if !self.unflushed {
+            ready!(self.batch.poll_write(write, cx))?;
+            self.unflushed = true;
+        }
+        ready!(Pin::new(write).poll_flush(cx))?;
+        self.unflushed = false;
         let answered = std::mem::take(&mut self.batch.replies);
         if answered > 0 {
             let before = conn.queued_replies.fetch_sub(answered, Ordering::AcqRel);
@@ -181,12 +218,21 @@ impl<W: AsyncWrite + Unpin> Side<W> {
     }
 }
 
-/// Closes the outbox when the writer task ends, however it ends: nothing more will be written.
-struct CloseOutbox(Arc<Shared>);
+/// Closes the outbox and drops the write half when the writer task ends, however it ends:
+/// nothing more will be written.
+struct WriterEnd<W> {
+    conn: Arc<Shared>,
+    writing: Arc<Writing<W>>,
+}
 
-impl Drop for CloseOutbox {
+impl<W> Drop for WriterEnd<W> {
     fn drop(&mut self) {
-        self.0.outbox.close();
+        self.conn.outbox.close();
+        let write = {
+            let mut side = self.writing.0.lock().unwrap_or_else(|e| e.into_inner());
+            side.write.take()
+        };
+        drop(write);
     }
 }
 
@@ -197,15 +243,23 @@ pub(crate) fn run<W: AsyncWrite + Unpin>(
     writing: Arc<Writing<W>>,
 ) -> impl Future<Output = ()> {
     // Made before the first poll, so even a task dropped unpolled closes the outbox.
-    let close_outbox = CloseOutbox(conn.clone());
+    let end = WriterEnd {
+        conn: conn.clone(),
+        writing: writing.clone(),
+    };
     async move {
-        let _close_outbox = close_outbox;
+        let _end = end;
         let mut closed = conn.closing.wait(Task::Writer);
         loop {
             tokio::select! {
                 biased;
                 () = poll_fn(|cx| conn.outbox.poll_work(cx)) => {}
-                _ = &mut closed => return,
+                // Closed. Last words (a GOAWAY, the shutdown) may already be out of the
+                // outbox: a write from the reader took them, on another thread, and has yet to
+                // wake this task for what it could not write.
+                _ = &mut closed => if !writing.side().has_pending() {
+                    return;
+                },
             }
             // Everything there is, a batch at a time.
             loop {
@@ -234,8 +288,10 @@ pub(crate) fn run<W: AsyncWrite + Unpin>(
                     return;
                 }
                 if filled == Filled::Shutdown {
-                    let shutdown =
-                        poll_fn(|cx| Pin::new(&mut writing.side().write).poll_shutdown(cx));
+                    let shutdown = poll_fn(|cx| match writing.side().write.as_mut() {
+                        Some(write) => Pin::new(write).poll_shutdown(cx),
+                        None => Poll::Ready(Ok(())),
+                    });
                     let _ = tokio::time::timeout(LAST_WRITE, shutdown).await;
                     return;
                 }
@@ -750,6 +806,123 @@ mod tests {
         // Nothing for the reader to write: the writer alone can go on, so it was woken.
         tokio::spawn(run(conn.clone(), writing));
         assert_shut_with_nothing_more(&mut peer).await;
+    }
+
+    /// A transport that buffers what it is given and delivers it only on a flush, which the
+    /// first `pending_flushes` times waits (waking at once), as TLS does with a full socket.
+    struct SlowFlush {
+        buffered: Vec<u8>,
+        delivered: Arc<std::sync::Mutex<Vec<u8>>>,
+        pending_flushes: usize,
+    }
+
+    impl AsyncWrite for SlowFlush {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.buffered.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if self.pending_flushes > 0 {
+                self.pending_flushes -= 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let buffered = std::mem::take(&mut self.buffered);
+            self.delivered.lock().unwrap().extend(buffered);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_the_reader_could_not_finish_the_writer_does() {
+        let conn = conn(1 << 20);
+        let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writing = Writing::new(SlowFlush {
+            buffered: Vec::new(),
+            delivered: delivered.clone(),
+            pending_flushes: 2,
+        });
+        let expected = queue_data(&conn, 1..3, 10);
+        writing.write_now(&conn);
+        assert!(delivered.lock().unwrap().is_empty(), "the flush waits");
+        // Nothing else is queued: the writer goes on with the flush because it was woken for
+        // it, and knows the batch is written but not flushed.
+        tokio::spawn(run(conn.clone(), writing));
+        let flushed = async {
+            while delivered.lock().unwrap().len() < expected.len() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), flushed)
+            .await
+            .expect("the writer finished the flush");
+        assert_eq!(*delivered.lock().unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn the_write_half_is_dropped_when_the_writer_ends_though_the_connection_lives_on() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(1 << 16);
+        let writing = Writing::new(write);
+        let writer = tokio::spawn(run(conn.clone(), writing.clone()));
+        conn.close(&crate::Status::unavailable("closed by the test"));
+        writer.await.unwrap();
+        // `conn` and `writing` are still held (a client's handle keeps them): the peer sees the
+        // end all the same.
+        assert_shut_with_nothing_more(&mut peer).await;
+        drop(writing);
+    }
+
+    #[tokio::test]
+    async fn last_words_the_reader_took_from_the_outbox_are_written_after_the_close() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(1 << 16);
+        let writing = Writing::new(write);
+        let expected = queue_data(&conn, 1..3, 10);
+        conn.push_shutdown();
+        // As a reader on another thread does between taking them and waking the writer.
+        assert_eq!(writing.side().fill(&conn, false), Filled::Batch);
+        conn.close(&crate::Status::unavailable("closed by the test"));
+        tokio::spawn(run(conn.clone(), writing.clone()));
+        assert_eq!(read_exactly(&mut peer, expected.len()).await, expected);
+        assert_shut_with_nothing_more(&mut peer).await;
+    }
+
+    #[tokio::test]
+    async fn nothing_queued_after_the_shutdown_is_written_by_the_reader() {
+        let conn = conn(1 << 20);
+        let (write, mut peer) = tokio::io::duplex(1 << 16);
+        let writing = Writing::new(write);
+        conn.push_shutdown();
+        queue_data(&conn, 1..2, 10);
+        // The writer took the shutdown and is about to close the write side.
+        assert_eq!(writing.side().fill(&conn, true), Filled::Shutdown);
+        writing.write_now(&conn);
+        let mut buf = [0; 64];
+        let read =
+            futures::FutureExt::now_or_never(tokio::io::AsyncReadExt::read(&mut peer, &mut buf));
+        assert!(read.is_none(), "nothing written: {read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_does_not_leave_its_queue_capacity_behind() {
+        let conn = conn(1 << 20);
+        let (write, _peer) = tokio::io::duplex(1 << 20);
+        let writing = Writing::new(write);
+        queue_data(&conn, 1..5001, 1);
+        writing.write_now(&conn);
+        // The queue and the backlog trade buffers: neither keeps the burst's slots.
+        let kept = (writing.side().backlog.capacity(), conn.outbox.capacity());
+        assert!(kept.0 <= KEEP_BACKLOG && kept.1 <= KEEP_BACKLOG, "{kept:?}");
     }
 
     #[tokio::test]
