@@ -712,6 +712,19 @@ mod tests {
         assert!(batch.write_to(&mut a).await.is_err());
     }
 
+    /// A connection whose writing half goes into a pipe of `capacity` bytes, and the pipe's
+    /// other end.
+    fn wired(
+        capacity: usize,
+    ) -> (
+        Arc<Shared>,
+        Arc<Writing<tokio::io::DuplexStream>>,
+        tokio::io::DuplexStream,
+    ) {
+        let (write, peer) = tokio::io::duplex(capacity);
+        (conn(1 << 20), Writing::new(write), peer)
+    }
+
     /// Queues DATA frames for streams `ids` (`len` bytes each) and returns their encoding.
     fn queue_data(conn: &Shared, ids: std::ops::Range<u32>, len: usize) -> BytesMut {
         let mut expected = BytesMut::new();
@@ -750,10 +763,8 @@ mod tests {
 
     #[tokio::test]
     async fn what_the_socket_does_not_take_at_once_the_writer_finishes() {
-        let conn = conn(1 << 20);
         // A tiny pipe: the reader's write stops after 64 bytes.
-        let (write, mut peer) = tokio::io::duplex(64);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(64);
         let expected = queue_data(&conn, 1..11, 100);
         writing.write_now(&conn);
         assert!(!writing.side().batch.is_empty(), "the pipe took only part");
@@ -764,9 +775,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_queued_behind_an_unfinished_batch_follow_it() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(64);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(64);
         let mut expected = queue_data(&conn, 1..11, 100);
         writing.write_now(&conn);
         // Newer frames wait behind the unfinished batch, even from another write now.
@@ -779,9 +788,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_leaves_a_shutdown_and_what_follows_to_the_writer() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(1 << 16);
         let expected = queue_data(&conn, 1..4, 10);
         conn.push_shutdown();
         queue_data(&conn, 4..5, 10);
@@ -797,9 +804,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_shutdown_ahead_of_everything_the_reader_queued_goes_to_the_writer() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(1 << 16);
         conn.push_shutdown();
         queue_data(&conn, 1..2, 10);
         writing.write_now(&conn);
@@ -870,9 +875,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_write_half_is_dropped_when_the_writer_ends_though_the_connection_lives_on() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(1 << 16);
         let writer = tokio::spawn(run(conn.clone(), writing.clone()));
         conn.close(&crate::Status::unavailable("closed by the test"));
         writer.await.unwrap();
@@ -884,9 +887,7 @@ mod tests {
 
     #[tokio::test]
     async fn last_words_the_reader_took_from_the_outbox_are_written_after_the_close() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(1 << 16);
         let expected = queue_data(&conn, 1..3, 10);
         conn.push_shutdown();
         // As a reader on another thread does between taking them and waking the writer.
@@ -899,9 +900,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_queued_after_the_shutdown_is_written_by_the_reader() {
-        let conn = conn(1 << 20);
-        let (write, mut peer) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
+        let (conn, writing, mut peer) = wired(1 << 16);
         conn.push_shutdown();
         queue_data(&conn, 1..2, 10);
         // The writer took the shutdown and is about to close the write side.
@@ -915,9 +914,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_does_not_leave_its_queue_capacity_behind() {
-        let conn = conn(1 << 20);
-        let (write, _peer) = tokio::io::duplex(1 << 20);
-        let writing = Writing::new(write);
+        let (conn, writing, _peer) = wired(1 << 20);
         queue_data(&conn, 1..5001, 1);
         writing.write_now(&conn);
         // The queue and the backlog trade buffers: neither keeps the burst's slots.
@@ -927,10 +924,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_gone_when_the_reader_writes_closes_the_connection() {
-        let conn = conn(1 << 20);
-        let (write, peer) = tokio::io::duplex(64);
+        let (conn, writing, peer) = wired(64);
         drop(peer);
-        let writing = Writing::new(write);
         queue_data(&conn, 1..2, 10);
         writing.write_now(&conn);
         let status = conn.closed_status().expect("closed");
