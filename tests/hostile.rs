@@ -387,6 +387,15 @@ async fn settles(stats: &micro::ServerStats, connections: usize) {
     assert!(settled, "the server never settled: {:?}", stats.snapshot());
 }
 
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Runs `attack` against `server` while a well-behaved client calls it on its own connection,
 /// and prints one line of figures: the client's latency before and during the attack, the
 /// process's memory, the most handlers the server ran at once. Returns the attack's result.
@@ -413,11 +422,12 @@ async fn under_attack<T: Send + 'static>(
     });
     let started = Instant::now();
     let attack = tokio::spawn({
-        let done = done.clone();
+        // Set however the attack ends: one that panics must fail the test, not leave the
+        // legitimate calls running forever.
+        let done = SetOnDrop(done.clone());
         async move {
-            let result = attack.await;
-            done.store(true, Ordering::Release);
-            result
+            let _done = done;
+            attack.await
         }
     });
     let during = legitimate_calls(&legit, &done, 1).await;

@@ -85,6 +85,11 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.state().queue.is_empty()
+    }
+
     /// Moves everything queued to the back of `into`: one lock for a whole batch.
     pub(crate) fn take_all(&self, into: &mut VecDeque<Out>) {
         let mut state = self.state();

@@ -254,10 +254,11 @@ pub(crate) fn run<W: AsyncWrite + Unpin>(
             tokio::select! {
                 biased;
                 () = poll_fn(|cx| conn.outbox.poll_work(cx)) => {}
-                // Closed. Last words (a GOAWAY, the shutdown) may already be out of the
-                // outbox: a write from the reader took them, on another thread, and has yet to
-                // wake this task for what it could not write.
-                _ = &mut closed => if !writing.side().has_pending() {
+                // Closed. Last words (a GOAWAY, the shutdown) may still be to write: queued on
+                // another thread after this poll found the outbox empty, or taken out of it by
+                // a write from the reader that has yet to wake this task for what it could not
+                // write.
+                _ = &mut closed => if conn.outbox.is_empty() && !writing.side().has_pending() {
                     return;
                 },
             }
