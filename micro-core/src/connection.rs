@@ -147,7 +147,8 @@ pub(crate) struct Shared {
     /// Woken whenever a handler finishes once the server sent GOAWAY: a graceful shutdown
     /// waits on it for the calls to end.
     pub(crate) handler_done: Notify,
-    /// The server sent GOAWAY (see `handler_done`).
+    /// No new streams: the server sent (or the client received) GOAWAY. Changed under the
+    /// table's lock, read under it too except by `handler_finished`.
     going_away: AtomicBool,
     /// The connection runs on a single-threaded runtime: a call starts inline (see
     /// `server::dispatch::open`).
@@ -159,8 +160,6 @@ struct Table {
     streams: HashMap<u32, Arc<Stream>, IdHashState>,
     /// Client: the last id it opened. Server: the last id the client opened.
     last_id: u32,
-    /// Once set, no new streams: the server sent (or the client received) GOAWAY.
-    going_away: bool,
     /// Why the connection closed, once it has.
     closed: Option<Status>,
     /// What the peer said in its GOAWAY, if it sent one.
@@ -190,7 +189,6 @@ impl Shared {
             table: Mutex::new(Table {
                 streams: HashMap::with_hasher(IdHashState::new()),
                 last_id: 0,
-                going_away: false,
                 closed: None,
                 goaway: None,
                 cancels,
@@ -247,7 +245,9 @@ impl Shared {
     /// Whether new calls can be opened on this connection.
     pub(crate) fn is_usable(&self) -> bool {
         let table = self.table();
-        table.closed.is_none() && !table.going_away && table.last_id < MAX_STREAM_ID
+        table.closed.is_none()
+            && !self.going_away.load(Ordering::SeqCst)
+            && table.last_id < MAX_STREAM_ID
     }
 
     pub(crate) fn stats(&self) -> ConnectionStats {
@@ -290,7 +290,7 @@ impl Shared {
         if let Some(status) = &table.closed {
             return Err(status.clone());
         }
-        if table.going_away || table.last_id >= MAX_STREAM_ID {
+        if self.going_away.load(Ordering::SeqCst) || table.last_id >= MAX_STREAM_ID {
             return Err(Status::unavailable(
                 "the connection is closing; open a new one",
             ));
@@ -327,17 +327,13 @@ impl Shared {
         // the table: callers that run in step (every call answered in one read, then each
         // caller starts its next) still hold their ended calls while the first starts anew.
         let held = self.calls_held.fetch_add(1, Ordering::Relaxed) + 1;
-        let lone = match &self.writing {
-            Some(writing) if held == 1 => Some(writing),
-            _ => None,
-        };
-        match lone {
-            Some(writing) => {
+        match &self.writing {
+            Some(writing) if held == 1 => {
                 self.outbox.push_unwoken(open);
                 drop(table);
                 writing.write_now(self);
             }
-            None => self.outbox.push(open),
+            _ => self.outbox.push(open),
         }
         Ok((stream, rest))
     }
@@ -389,7 +385,7 @@ impl Shared {
             })?;
             Ok(Accepted::Refused)
         };
-        if table.going_away {
+        if self.going_away.load(Ordering::SeqCst) {
             return refuse(Status::unavailable(
                 "the server is shutting down; retry on a new connection",
             ));
@@ -571,12 +567,10 @@ impl Shared {
 
     /// Stops accepting calls: answers new OPENs with `Unavailable` and tells the client.
     pub(crate) fn go_away(&self, reason: &str) {
-        self.going_away.store(true, Ordering::SeqCst);
-        let mut table = self.table();
-        if table.going_away || table.closed.is_some() {
+        let table = self.table();
+        if table.closed.is_some() || self.going_away.swap(true, Ordering::SeqCst) {
             return;
         }
-        table.going_away = true;
         let last_stream_id = table.last_id;
         drop(table);
         self.push(Frame::GoAway {
@@ -1022,7 +1016,7 @@ impl Shared {
     /// The server will take no stream above `last`: those fail as retryable, the rest go on.
     fn peer_going_away(&self, last: u32, status: &Status) {
         let mut table = self.table();
-        table.going_away = true;
+        self.going_away.store(true, Ordering::SeqCst);
         let unprocessed: Vec<Arc<Stream>> = table
             .streams
             .values()
@@ -1121,6 +1115,37 @@ pub(crate) fn test_client(max_frame_size: u32, window: u32) -> Arc<Shared> {
         connection_window: window,
     };
     Shared::new(Role::Client, Config::default(), peer, None, None)
+}
+
+/// A client connection for unit tests whose writing half goes into a pipe, with the pipe's
+/// other end. No writer task runs: only what a call alone writes itself reaches the pipe.
+#[cfg(test)]
+pub(crate) fn test_wired_client() -> (Connection, tokio::io::DuplexStream) {
+    let (write, wire) = tokio::io::duplex(1 << 16);
+    let peer = PeerSettings {
+        max_frame_size: 64 << 10,
+        max_message_size: 1 << 20,
+        stream_window: 1 << 20,
+        connection_window: 1 << 20,
+    };
+    let writing: Arc<dyn WriteNow> = Writing::new(write);
+    let shared = Shared::new(Role::Client, Config::default(), peer, None, Some(writing));
+    (Connection(Arc::new(Handle(shared))), wire)
+}
+
+/// Reads one frame off the wire of [`test_wired_client`].
+#[cfg(test)]
+pub(crate) async fn read_frame(wire: &mut tokio::io::DuplexStream) -> Frame {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let len = wire.read_u32().await.unwrap() as usize;
+        let mut body = vec![0; len];
+        wire.read_exact(&mut body).await.unwrap();
+        Frame::decode(Bytes::from(body), 1024).unwrap()
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("a frame was written")
 }
 
 /// What a frame for stream `id`, not in the table, means when `last_id` was the last opened: a
@@ -1410,61 +1435,6 @@ mod tests {
             None,
             None,
         )
-    }
-
-    /// Reads one frame off the wire.
-    async fn read_frame(wire: &mut tokio::io::DuplexStream) -> Frame {
-        use tokio::io::AsyncReadExt;
-        let read = async {
-            let len = wire.read_u32().await.unwrap() as usize;
-            let mut body = vec![0; len];
-            wire.read_exact(&mut body).await.unwrap();
-            Frame::decode(Bytes::from(body), 1024).unwrap()
-        };
-        tokio::time::timeout(Duration::from_secs(5), read)
-            .await
-            .expect("a frame was written")
-    }
-
-    #[tokio::test]
-    async fn a_call_alone_writes_its_open_itself_and_overlapping_calls_queue_theirs() {
-        let (write, mut wire) = tokio::io::duplex(1 << 16);
-        let writing = Writing::new(write);
-        let conn = Shared::new(
-            Role::Client,
-            Config::default(),
-            peer(64 << 10, 1 << 20),
-            None,
-            Some(writing as Arc<dyn WriteNow>),
-        );
-        let open = || {
-            conn.open("S.m", None, Metadata::new(), msg(b"\x91\x01"), true)
-                .unwrap()
-                .0
-                .id
-        };
-        // No writer task runs: only the call itself can have written its OPEN.
-        assert_eq!(open(), 1);
-        assert!(matches!(
-            read_frame(&mut wire).await,
-            Frame::Open { id: 1, .. }
-        ));
-        assert!(conn.outbox.try_pop().is_none());
-        // While the first call's handle is held, the next waits for the writer, to share a
-        // write with whatever else is queued.
-        assert_eq!(open(), 2);
-        assert!(matches!(
-            conn.outbox.try_pop(),
-            Some(Out::Frame(Frame::Open { id: 2, .. }))
-        ));
-        // Both handles dropped: the next call is alone again.
-        conn.call_dropped();
-        conn.call_dropped();
-        assert_eq!(open(), 3);
-        assert!(matches!(
-            read_frame(&mut wire).await,
-            Frame::Open { id: 3, .. }
-        ));
     }
 
     #[tokio::test]

@@ -622,3 +622,52 @@ impl<I, R> DuplexCall<I, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::{read_frame, test_wired_client};
+    use crate::frame::Frame;
+
+    fn open(conn: &Connection) -> Call {
+        let args = Bytes::from_static(b"\x91\x01");
+        let (stream, _) = conn.open("S.m", None, Metadata::new(), args, true).unwrap();
+        Call {
+            conn: conn.clone(),
+            stream,
+            deadline: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_alone_writes_its_open_itself_until_another_call_is_held() {
+        let (conn, mut wire) = test_wired_client();
+        // No writer task runs: only a call writing its own OPEN puts anything on the wire.
+        let first = open(&conn);
+        assert!(matches!(
+            read_frame(&mut wire).await,
+            Frame::Open { id: 1, .. }
+        ));
+        // While the first call is held, the next is queued for the writer, to share a write.
+        let second = open(&conn);
+        let mut byte = [0; 1];
+        let read = tokio::io::AsyncReadExt::read(&mut wire, &mut byte).now_or_never();
+        assert!(read.is_none(), "nothing more written: {read:?}");
+        // Dropped unfinished, both are cancelled; with no call held, the next is alone again
+        // and writes everything queued ahead of its OPEN.
+        drop((first, second));
+        let _third = open(&conn);
+        let mut written = Vec::new();
+        for _ in 0..4 {
+            written.push(match read_frame(&mut wire).await {
+                Frame::Open { id, .. } => ("OPEN", id),
+                Frame::Cancel { id, .. } => ("CANCEL", id),
+                other => panic!("unexpected {other:?}"),
+            });
+        }
+        assert_eq!(
+            written,
+            [("OPEN", 2), ("CANCEL", 1), ("CANCEL", 2), ("OPEN", 3)]
+        );
+    }
+}

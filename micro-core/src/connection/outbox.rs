@@ -43,19 +43,19 @@ impl Outbox {
 
     /// Queues `out` for the writer; after the writer ended this does nothing.
     pub(crate) fn push(&self, out: Out) {
-        let answer = matches!(out, Out::Reply(_) | Out::Frame(Frame::Close { .. }));
         let writer = {
             let mut state = self.state();
             if state.closed {
                 return;
             }
-            state.queue.push_back(out);
-            if state.held {
-                state.answer |= answer;
+            let writer = if state.held {
+                state.answer |= matches!(out, Out::Reply(_) | Out::Frame(Frame::Close { .. }));
                 None
             } else {
                 state.writer.take()
-            }
+            };
+            state.queue.push_back(out);
+            writer
         };
         if let Some(writer) = writer {
             writer.wake();
@@ -90,15 +90,14 @@ impl Outbox {
         self.state().queue.is_empty()
     }
 
-    /// Moves everything queued to the back of `into`: one lock for a whole batch.
+    /// Moves everything queued into `into`, which is empty: one lock for a whole batch, and
+    /// the two buffers trade places, so neither is allocated again.
     pub(crate) fn take_all(&self, into: &mut VecDeque<Out>) {
-        let mut state = self.state();
-        if into.is_empty() {
-            // The two buffers trade places, so neither is allocated again.
-            std::mem::swap(&mut state.queue, into);
-        } else {
-            into.extend(state.queue.drain(..));
-        }
+        debug_assert!(
+            into.is_empty(),
+            "taken frames go after those not yet written"
+        );
+        std::mem::swap(&mut self.state().queue, into);
     }
 
     /// Wakes the writer for work it would not find in the queue.

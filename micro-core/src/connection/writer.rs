@@ -83,6 +83,12 @@ impl<W: AsyncWrite + Unpin + Send> WriteNow for Writing<W> {
     }
 }
 
+impl<W> Writing<W> {
+    fn side(&self) -> MutexGuard<'_, Side<W>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl<W: AsyncWrite + Unpin> Writing<W> {
     pub(crate) fn new(write: W) -> Arc<Writing<W>> {
         Arc::new(Writing(Mutex::new(Side {
@@ -92,10 +98,6 @@ impl<W: AsyncWrite + Unpin> Writing<W> {
             backlog: VecDeque::new(),
             shut: false,
         })))
-    }
-
-    fn side(&self) -> MutexGuard<'_, Side<W>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes what is queued now, as far as the socket takes it without waiting; the writer
@@ -228,10 +230,7 @@ struct WriterEnd<W> {
 impl<W> Drop for WriterEnd<W> {
     fn drop(&mut self) {
         self.conn.outbox.close();
-        let write = {
-            let mut side = self.writing.0.lock().unwrap_or_else(|e| e.into_inner());
-            side.write.take()
-        };
+        let write = self.writing.side().write.take();
         drop(write);
     }
 }
@@ -425,21 +424,21 @@ impl Batch {
         poll_fn(|cx| self.poll_write(write, cx)).await
     }
 
-    /// Encodes one queued item; `true` if it asks for the shutdown.
+    /// Encodes one queued frame (a `Shutdown` is the caller's: see [`Side::fill`]).
     ///
     /// DATA for the stream whose DATA frame ends the batch joins that frame instead of starting
     /// a new one, up to the peer's frame size: a stream's messages are one byte sequence, so the
     /// receiver handles a run of small messages as one frame. A large payload (DATA, or a unary
     /// request or reply ending an OPEN or CLOSE) is not copied: its frame's header goes into
     /// `head` and the payload itself becomes a part.
-    fn encode(&mut self, conn: &Shared, out: Out) -> bool {
+    fn encode(&mut self, conn: &Shared, out: Out) {
         let frame = match out {
             Out::Frame(frame) => frame,
             Out::Reply(frame) => {
                 self.replies += 1;
                 frame
             }
-            Out::Shutdown => return true,
+            Out::Shutdown => return,
         };
         if let Frame::Data {
             id,
@@ -449,7 +448,7 @@ impl Batch {
             && data.len() < ZERO_COPY
             && self.join_data(conn, *id, *end_stream, data)
         {
-            return false;
+            return;
         }
         let start = self.head.len();
         self.open_data = None;
@@ -466,7 +465,6 @@ impl Batch {
                 }
             }
         }
-        false
     }
 
     /// Ends `head` and queues `payload` after it, uncopied.
